@@ -1,0 +1,67 @@
+//! What a WebSocket close code from the Quire server means for the client.
+//!
+//! One place maps codes to behaviour, mirroring the server's single mapping:
+//! transient codes reconnect with backoff, refusals stop and tell the user.
+
+export type SessionErrorCode =
+  | 'permission-denied'
+  | 'deleted'
+  | 'too-large'
+  | 'malformed'
+  | 'refused';
+
+export interface SessionError {
+  code: SessionErrorCode;
+  message: string;
+  /** Whether retrying by hand can help (a deleted document cannot come back). */
+  retryable: boolean;
+}
+
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_TOO_BIG = 1009;
+export const CLOSE_INTERNAL = 1011;
+export const CLOSE_MALFORMED = 4400;
+export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_FORBIDDEN = 4403;
+export const CLOSE_NOT_FOUND = 4404;
+export const CLOSE_DOC_TOO_LARGE = 4413;
+export const CLOSE_TOO_SLOW = 4429;
+
+export type CloseVerdict = { kind: 'reconnect' } | { kind: 'stop'; error: SessionError };
+
+/**
+ * Decide what to do after the socket closed. `code` is null when the client
+ * closed it itself (watchdog, going offline): always transient.
+ */
+export function classifyClose(code: number | null, reason = ''): CloseVerdict {
+  if (code === null) return { kind: 'reconnect' };
+  switch (code) {
+    case CLOSE_NOT_FOUND:
+      return stop('deleted', 'This document was deleted or does not exist.', false);
+    case CLOSE_DOC_TOO_LARGE:
+    case CLOSE_TOO_BIG:
+      return stop(
+        'too-large',
+        'The server refused this change because the document is too large. Your latest edits are kept on this device.',
+        true,
+      );
+    case CLOSE_MALFORMED:
+      return stop('malformed', 'The server could not read a message from this page. Reload to try again.', true);
+    case CLOSE_UNAUTHORIZED:
+    case CLOSE_FORBIDDEN:
+      return stop('permission-denied', 'You do not have permission to edit this document.', true);
+    case CLOSE_TOO_SLOW:
+      // The server dropped us for falling behind; a fresh socket resyncs.
+      return { kind: 'reconnect' };
+    default:
+      if (code >= 4400 && code < 4500) {
+        return stop('refused', `The server refused the connection${reason ? `: ${reason}` : '.'}`, true);
+      }
+      // 1001 shutdown, 1006 network drop, 1011 internal error, 4500+ "try later".
+      return { kind: 'reconnect' };
+  }
+}
+
+function stop(code: SessionErrorCode, message: string, retryable: boolean): CloseVerdict {
+  return { kind: 'stop', error: { code, message, retryable } };
+}

@@ -1,0 +1,241 @@
+import 'fake-indexeddb/auto';
+
+import { afterEach, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+
+import { deriveSaveState } from './saveState';
+import { CollabSession, type SessionOptions } from './session';
+import { FakeNetwork, FakeServer, flush, ManualClock } from './test-support/fakeServer';
+
+const backoff = { baseMs: 500, maxMs: 10_000, minMs: 100 };
+const sessions: CollabSession[] = [];
+
+function open(server: FakeServer, extra: Partial<SessionOptions> = {}) {
+  const clock = extra.clock ?? new ManualClock();
+  const network = extra.network ?? new FakeNetwork();
+  const session = new CollabSession({
+    docId: 'doc1',
+    wsBase: 'ws://quire.test/ws',
+    user: { name: 'Ada', color: '#1e6fd9' },
+    WebSocketImpl: server.socketClass(),
+    localStore: null,
+    disableBroadcastChannel: true,
+    backoff,
+    random: () => 0.5,
+    ...extra,
+    clock,
+    network,
+  });
+  sessions.push(session);
+  return { session, clock: clock as ManualClock, network: network as FakeNetwork };
+}
+
+const kind = (s: CollabSession) => deriveSaveState(s.getSnapshot()).kind;
+
+function type(session: CollabSession, text: string) {
+  const fragment = session.fragment;
+  session.doc.transact(() => {
+    let paragraph = fragment.get(0) as Y.XmlElement | undefined;
+    if (!paragraph) {
+      paragraph = new Y.XmlElement('paragraph');
+      fragment.insert(0, [paragraph]);
+    }
+    let textNode = paragraph.get(0) as Y.XmlText | undefined;
+    if (!textNode) {
+      textNode = new Y.XmlText();
+      paragraph.insert(0, [textNode]);
+    }
+    textNode.insert(textNode.length, text);
+  });
+}
+
+// y-websocket adds a process 'exit' listener per provider under Node.
+process.setMaxListeners(100);
+
+afterEach(() => {
+  while (sessions.length) sessions.pop()!.destroy();
+});
+
+describe('CollabSession against a fake server', () => {
+  it('connects with the opt-in parameter and is saved only after the durable ack', async () => {
+    const server = new FakeServer();
+    const { session } = open(server);
+    expect(session.provider.url).toBe('ws://quire.test/ws/doc1?quire=1');
+    expect(kind(session)).toBe('connecting');
+    await session.start();
+    await flush();
+    expect(session.getSnapshot().synced).toBe(true);
+    expect(session.getSnapshot().handshakeSent).toBe(true);
+    expect(kind(session)).toBe('saving');
+    server.ackAll();
+    await flush();
+    expect(kind(session)).toBe('saved');
+  });
+
+  it('goes saving → saved around each edit, and the ack sends nothing back', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session } = open(server);
+    await session.start();
+    await flush();
+    expect(kind(session)).toBe('saved');
+    server.autoAck = false;
+    type(session, 'hello');
+    expect(kind(session)).toBe('saving');
+    await flush();
+    expect(server.text()).toContain('hello');
+    expect(kind(session)).toBe('saving');
+    const framesBefore = server.received.length;
+    server.ackAll();
+    await flush();
+    expect(kind(session)).toBe('saved');
+    expect(server.received.length).toBe(framesBefore);
+  });
+
+  it('after a crash: offline, jittered reconnect, offline edits re-sent, saved again', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session, clock } = open(server);
+    await session.start();
+    await flush();
+    type(session, 'before ');
+    await flush();
+    expect(kind(session)).toBe('saved');
+
+    server.down = true;
+    server.dropAll(1006);
+    await flush();
+    expect(kind(session)).toBe('offline');
+    // random() = 0.5 on attempt 0: 100 + 0.5 * (500 - 100) = 300 ms.
+    expect(clock.pendingDelays()).toEqual([300]);
+
+    type(session, 'during');
+    expect(session.getSnapshot().unsentLocal).toBe(true);
+
+    clock.advance(300); // server still down: the attempt fails
+    await flush();
+    expect(kind(session)).toBe('offline');
+    expect(clock.pendingDelays()).toEqual([550]); // attempt 1: 100 + 0.5 * 900
+
+    // The server lost its unacked state; it comes back with what it had.
+    server.down = false;
+    clock.advance(550);
+    await flush();
+    expect(server.text()).toContain('before during');
+    expect(kind(session)).toBe('saved');
+    expect(session.getSnapshot().unsentLocal).toBe(false);
+
+    // A synced connection resets the backoff.
+    server.dropAll(1001);
+    await flush();
+    expect(clock.pendingDelays()).toEqual([300]);
+  });
+
+  it('reconnects after "too slow" (4429) but stops on "deleted" (4404)', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session, clock } = open(server);
+    await session.start();
+    await flush();
+    server.dropAll(4429);
+    await flush();
+    expect(clock.pendingDelays()).toHaveLength(1);
+    clock.advance(10_000);
+    await flush();
+    expect(kind(session)).toBe('saved');
+
+    server.dropAll(4404, 'document deleted');
+    await flush();
+    const state = deriveSaveState(session.getSnapshot());
+    expect(state.kind).toBe('error');
+    expect(state.kind === 'error' && state.error.code).toBe('deleted');
+    clock.advance(60_000);
+    await flush();
+    expect(server.openSockets).toHaveLength(0);
+  });
+
+  it('stops and explains when permission is denied, and retry() reconnects', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session } = open(server);
+    await session.start();
+    await flush();
+    server.openSockets[0]!.sendAuthDenied('read-only');
+    await flush();
+    const state = deriveSaveState(session.getSnapshot());
+    expect(state.kind).toBe('error');
+    expect(state.kind === 'error' && state.error.message).toContain('read-only');
+    expect(server.openSockets).toHaveLength(0);
+
+    session.retry();
+    await flush();
+    expect(kind(session)).toBe('saved');
+  });
+
+  it('drops the socket when the browser goes offline and returns when it is back', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session, clock, network } = open(server);
+    await session.start();
+    await flush();
+    network.set(false);
+    await flush();
+    expect(kind(session)).toBe('offline');
+    expect(server.openSockets).toHaveLength(0);
+    type(session, 'offline words');
+    clock.advance(60_000);
+    await flush();
+    expect(server.openSockets).toHaveLength(0); // no attempts while offline
+
+    network.set(true);
+    clock.advance(500);
+    await flush();
+    expect(server.text()).toContain('offline words');
+    expect(kind(session)).toBe('saved');
+  });
+
+  it('spreads reconnects of many clients after a server restart', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const clock = new ManualClock();
+    let seed = 7;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 40; i++) await open(server, { clock, random }).session.start();
+    await flush();
+    expect(server.openSockets).toHaveLength(40);
+    server.dropAll(1001);
+    await flush();
+    const delays = clock.pendingDelays();
+    expect(delays).toHaveLength(40);
+    expect(new Set(delays).size).toBeGreaterThan(30);
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(100);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(500);
+  });
+
+  it('keeps edits in IndexedDB across a reload and never inserts default content', async () => {
+    const server = new FakeServer();
+    const network = new FakeNetwork();
+    network.online = false;
+    const first = open(server, { network, localStore: undefined, docId: 'idb-doc' }).session;
+    await first.start();
+    expect(first.fragment.length).toBe(0);
+    type(first, 'kept locally');
+    await flush();
+    first.destroy();
+    sessions.splice(sessions.indexOf(first), 1);
+
+    const second = open(server, { network, localStore: undefined, docId: 'idb-doc' }).session;
+    await second.start();
+    expect(second.fragment.toString()).toContain('kept locally');
+    expect(second.fragment.length).toBe(1);
+    expect(kind(second)).toBe('offline');
+
+    server.autoAck = true;
+    network.set(true);
+    second['scheduler'].cancel();
+    second.retry();
+    await flush();
+    expect(server.text()).toContain('kept locally');
+    expect(kind(second)).toBe('saved');
+  });
+});

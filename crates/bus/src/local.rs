@@ -1,0 +1,128 @@
+//! The in-process bus: every node handle made from one [`LocalBus`] sees the
+//! others' messages. A single node (the embedded default) has nobody to talk
+//! to, so publishing costs one map lookup. Tests use several handles to run
+//! many hubs in one process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use quire_types::{DocId, NodeId};
+use tokio::sync::mpsc;
+
+use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, Subscription};
+
+/// Per-subscriber queue bound. A subscriber that falls this far behind is told
+/// it may have missed messages (and heals from the store) instead of stalling
+/// the publisher.
+const QUEUE: usize = 4096;
+
+#[derive(Default, Clone)]
+pub struct LocalBus {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_sub: u64,
+    subs: HashMap<DocId, Vec<(u64, NodeId, mpsc::Sender<BusEvent>)>>,
+    counters: HashMap<(NodeId, DocId), u64>,
+}
+
+impl LocalBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn node(&self, id: NodeId) -> LocalBusNode {
+        LocalBusNode {
+            bus: self.clone(),
+            id,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LocalBusNode {
+    bus: LocalBus,
+    id: NodeId,
+}
+
+struct Unsubscribe {
+    bus: LocalBus,
+    doc: DocId,
+    sub: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = inner.subs.get_mut(&self.doc) {
+            list.retain(|(id, _, _)| *id != self.sub);
+            if list.is_empty() {
+                inner.subs.remove(&self.doc);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for LocalBusNode {
+    fn node_id(&self) -> &NodeId {
+        &self.id
+    }
+
+    async fn subscribe(&self, doc: &DocId) -> Result<Subscription, BusError> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.next_sub += 1;
+        let sub = inner.next_sub;
+        inner
+            .subs
+            .entry(doc.clone())
+            .or_default()
+            .push((sub, self.id.clone(), tx));
+        drop(inner);
+        Ok(Subscription::new(
+            rx,
+            Unsubscribe {
+                bus: self.bus.clone(),
+                doc: doc.clone(),
+                sub,
+            },
+        ))
+    }
+
+    fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<(), BusError> {
+        let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(subs) = inner.subs.get(doc) else {
+            return Ok(());
+        };
+        if subs.iter().all(|(_, node, _)| *node == self.id) {
+            return Ok(());
+        }
+        let counter = {
+            let c = inner
+                .counters
+                .entry((self.id.clone(), doc.clone()))
+                .or_default();
+            *c += 1;
+            *c
+        };
+        let msg = BusMessage {
+            origin: self.id.clone(),
+            counter,
+            payload,
+        };
+        for (_, node, tx) in inner.subs.get(doc).into_iter().flatten() {
+            if *node == self.id {
+                continue;
+            }
+            if tx.try_send(BusEvent::Message(msg.clone())).is_err() {
+                // Full: the subscriber is told to heal rather than silently
+                // missing an update (the counter gap also reveals it).
+                let _ = tx.try_send(BusEvent::MayHaveMissed);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Group commit: one task per node turns the appends of every live document
+//! into as few store transactions as possible.
+//!
+//! While a transaction commits, new appends queue up; the next transaction
+//! takes all of them (up to `append_max_batch`). So under load the batch size
+//! grows by itself, and an idle node commits a lone update at once. Appends of
+//! one document stay in order because there is one task and batches commit one
+//! after another.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quire_store::{Append, DocStore, StoreError};
+use quire_types::DocId;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::HubConfig;
+use crate::doc::DocCommand;
+use crate::metrics as m;
+
+/// Appends queued before a document's actor waits: bounds memory when the
+/// store is slower than the clients, and pushes back on their sockets.
+const QUEUE: usize = 16 * 1024;
+
+/// Transient store errors are retried this many times before the document is
+/// told its appends failed.
+const RETRIES: u32 = 3;
+
+pub(crate) struct AppendRequest {
+    pub doc: DocId,
+    pub update: Bytes,
+    pub reply: mpsc::UnboundedSender<DocCommand>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Appender {
+    tx: mpsc::Sender<AppendRequest>,
+}
+
+impl Appender {
+    pub fn start(store: Arc<dyn DocStore>, config: &HubConfig, _tracker: &TaskTracker) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        // Not tracked: documents wait for their own commits before they exit,
+        // so once every document has shut down there is nothing left here.
+        tokio::spawn(run(store, rx, config.append_window, config.append_max_batch.max(1)));
+        Appender { tx }
+    }
+
+    /// Queues an append; waits only when the queue is full.
+    pub async fn append(&self, req: AppendRequest) -> Result<(), ()> {
+        self.tx.send(req).await.map_err(|_| ())
+    }
+}
+
+async fn run(
+    store: Arc<dyn DocStore>,
+    mut rx: mpsc::Receiver<AppendRequest>,
+    window: Duration,
+    max_batch: usize,
+) {
+    let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        if !window.is_zero() {
+            let deadline = tokio::time::Instant::now() + window;
+            while batch.len() < max_batch {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(req)) => batch.push(req),
+                    _ => break,
+                }
+            }
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        commit(&*store, &mut batch).await;
+    }
+}
+
+async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
+    let appends: Vec<Append> = batch
+        .iter()
+        .map(|r| Append {
+            doc: r.doc.clone(),
+            update: r.update.clone(),
+        })
+        .collect();
+    let started = Instant::now();
+    let mut attempt = 0;
+    let result = loop {
+        match store.append(&appends).await {
+            Ok(seqs) => break Ok(seqs),
+            Err(StoreError::Unavailable(e)) if attempt < RETRIES => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "append failed, retrying");
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    metrics::histogram!(m::APPEND_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::APPEND_BATCH_SIZE).record(batch.len() as f64);
+
+    // One reply per document and batch, in order: the document counts its
+    // committed appends.
+    let mut per_doc: HashMap<DocId, (usize, usize, mpsc::UnboundedSender<DocCommand>)> =
+        HashMap::new();
+    for req in batch.drain(..) {
+        let e = per_doc
+            .entry(req.doc)
+            .or_insert((0, 0, req.reply));
+        e.0 += 1;
+        e.1 += req.update.len();
+    }
+    match result {
+        Ok(_) => {
+            metrics::counter!(m::APPEND_ROWS_TOTAL).increment(appends.len() as u64);
+            for (_, (rows, bytes, reply)) in per_doc {
+                let _ = reply.send(DocCommand::Committed { rows, bytes });
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, rows = appends.len(), "append failed");
+            metrics::counter!(m::APPEND_FAILURES_TOTAL).increment(1);
+            for (_, (rows, _, reply)) in per_doc {
+                let _ = reply.send(DocCommand::AppendFailed { rows });
+            }
+        }
+    }
+}

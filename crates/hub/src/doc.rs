@@ -1,0 +1,714 @@
+//! One live document: an actor task that owns the yrs `Doc`, its presence and
+//! its sessions. Everything that touches the document goes through this task,
+//! so no lock is held across an await and the order of updates is the order
+//! of the log.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use quire_bus::{BusEvent, BusPayload, Subscription};
+use quire_protocol::{
+    AwarenessUpdate, Message, SyncMessage, encode_ack, encode_awareness, encode_permission_denied,
+    encode_sync_step1, encode_sync_step2, encode_update,
+};
+use quire_store::{StoreError, StoredDoc};
+use quire_types::{DocId, NodeId};
+use tokio::sync::{mpsc, oneshot};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{ReadTxn, StateVector, Transact, Update};
+
+use crate::appender::AppendRequest;
+use crate::awareness::{Awareness, RelayPayload};
+use crate::compaction::{self, CompactionResult};
+use crate::metrics as m;
+use crate::session::{CloseCode, CloseFrame, ConnId};
+use crate::{HubError, HubInner, JoinOptions, Presence};
+
+/// Frames from all sessions of one document waiting for the actor. Small: a
+/// full queue makes readers wait, which is the backpressure we want.
+const FRAME_QUEUE: usize = 256;
+
+pub(crate) enum DocCommand {
+    Join {
+        conn: ConnId,
+        opts: JoinOptions,
+        out: mpsc::Sender<Bytes>,
+        close: oneshot::Sender<CloseFrame>,
+        reply: oneshot::Sender<Result<(), HubError>>,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Committed {
+        rows: usize,
+        bytes: usize,
+    },
+    AppendFailed {
+        rows: usize,
+    },
+    Compacted(Result<Option<CompactionResult>, StoreError>),
+    Healed(Result<StoredDoc, StoreError>),
+    Presence {
+        reply: oneshot::Sender<Vec<Presence>>,
+    },
+    Evict {
+        frame: CloseFrame,
+        done: oneshot::Sender<()>,
+    },
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub(crate) struct DocHandle {
+    control: mpsc::UnboundedSender<DocCommand>,
+    pub(crate) frames: mpsc::Sender<(ConnId, Bytes)>,
+}
+
+impl DocHandle {
+    pub fn send(&self, cmd: DocCommand) {
+        // The actor is gone only after it removed itself from the hub's map;
+        // a command that races with that is answered by dropping its reply
+        // channel, which callers treat as "gone".
+        let _ = self.control.send(cmd);
+    }
+}
+
+pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
+    let handle = DocHandle {
+        control: control_tx.clone(),
+        frames: frames_tx,
+    };
+    let tracker = hub.tracker.clone();
+    tracker.spawn(async move {
+        let started = Instant::now();
+        match load(&hub, &id).await {
+            Ok((doc, stored, sub)) => {
+                metrics::counter!(m::DOCUMENT_LOADS_TOTAL, "outcome" => "ok").increment(1);
+                metrics::histogram!(m::DOCUMENT_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::gauge!(m::DOCUMENTS_LIVE).increment(1.0);
+                let actor = DocActor::new(hub, id, doc, &stored, sub, control_tx, control_rx, frames_rx);
+                actor.run().await;
+                metrics::gauge!(m::DOCUMENTS_LIVE).decrement(1.0);
+            }
+            Err(e) => {
+                metrics::counter!(m::DOCUMENT_LOADS_TOTAL, "outcome" => "failed").increment(1);
+                tracing::error!(doc = %id, error = %e, "document load failed");
+                refuse_and_remove(&hub, &id, control_rx, e);
+            }
+        }
+    });
+    handle
+}
+
+async fn load(
+    hub: &HubInner,
+    id: &DocId,
+) -> Result<(yrs::Doc, StoredDoc, Subscription), HubError> {
+    // Subscribe before loading: an update another node publishes while we
+    // load is either in the load or delivered on the subscription.
+    let sub = hub
+        .bus
+        .subscribe(id)
+        .await
+        .map_err(|e| HubError::LoadFailed(e.to_string()))?;
+    let stored = hub
+        .store
+        .load(id)
+        .await
+        .map_err(|e| HubError::LoadFailed(e.to_string()))?;
+    let id2 = id.clone();
+    let (doc, stored) = tokio::task::spawn_blocking(move || {
+        let doc = yrs::Doc::new();
+        compaction::rebuild(&doc, &stored, &id2);
+        (doc, stored)
+    })
+    .await
+    .map_err(|e| HubError::LoadFailed(e.to_string()))?;
+    Ok((doc, stored, sub))
+}
+
+/// A failed load answers every waiting joiner with the error and leaves no
+/// document behind, so nothing empty can ever be written over the real one.
+fn refuse_and_remove(
+    hub: &HubInner,
+    id: &DocId,
+    mut control: mpsc::UnboundedReceiver<DocCommand>,
+    err: HubError,
+) {
+    let msg = err.to_string();
+    let mut docs = hub.docs.lock().unwrap_or_else(|e| e.into_inner());
+    docs.remove(id);
+    while let Ok(cmd) = control.try_recv() {
+        match cmd {
+            DocCommand::Join { reply, .. } => {
+                let _ = reply.send(Err(HubError::LoadFailed(msg.clone())));
+            }
+            DocCommand::Evict { done, .. } => {
+                let _ = done.send(());
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Conn {
+    out: mpsc::Sender<Bytes>,
+    close: Option<oneshot::Sender<CloseFrame>>,
+    opts: JoinOptions,
+    /// Update-bearing messages received from this session.
+    received: u64,
+    /// `(appends that must commit first, count to acknowledge, received at)`.
+    pending_acks: VecDeque<(u64, u64, Instant)>,
+}
+
+struct DocActor {
+    hub: Arc<HubInner>,
+    id: DocId,
+    doc: yrs::Doc,
+    conns: HashMap<ConnId, Conn>,
+    awareness: Awareness,
+    /// Appends handed to the appender, and those committed. Equal means the
+    /// document has nothing that is not durable.
+    submitted: u64,
+    committed: u64,
+    /// Estimated stored size, for the document size limit.
+    doc_bytes: usize,
+    tail_rows: usize,
+    tail_bytes: usize,
+    compacting: bool,
+    bus_sub: Subscription,
+    bus_counters: HashMap<NodeId, u64>,
+    healing: bool,
+    idle_since: Option<tokio::time::Instant>,
+    /// Set once the document is closing (eviction, shutdown, storage failure).
+    closing: bool,
+    exit_waiters: Vec<oneshot::Sender<()>>,
+    control_tx: mpsc::UnboundedSender<DocCommand>,
+    control: mpsc::UnboundedReceiver<DocCommand>,
+    frames: mpsc::Receiver<(ConnId, Bytes)>,
+}
+
+enum Flow {
+    Continue,
+    Exit,
+}
+
+impl DocActor {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        hub: Arc<HubInner>,
+        id: DocId,
+        doc: yrs::Doc,
+        stored: &StoredDoc,
+        bus_sub: Subscription,
+        control_tx: mpsc::UnboundedSender<DocCommand>,
+        control: mpsc::UnboundedReceiver<DocCommand>,
+        frames: mpsc::Receiver<(ConnId, Bytes)>,
+    ) -> Self {
+        let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |s| s.data.len());
+        let tail_bytes = stored.tail_bytes();
+        DocActor {
+            hub,
+            id,
+            doc,
+            conns: HashMap::new(),
+            awareness: Awareness::default(),
+            submitted: 0,
+            committed: 0,
+            doc_bytes: snapshot_bytes + tail_bytes,
+            tail_rows: stored.tail.len(),
+            tail_bytes,
+            compacting: false,
+            bus_sub,
+            bus_counters: HashMap::new(),
+            healing: false,
+            idle_since: Some(tokio::time::Instant::now()),
+            closing: false,
+            exit_waiters: Vec::new(),
+            control_tx,
+            control,
+            frames,
+        }
+    }
+
+    async fn run(mut self) {
+        let cancel = self.hub.cancel.clone();
+        self.maybe_compact();
+        loop {
+            let idle_deadline = self
+                .idle_since
+                .map(|t| t + self.hub.config.idle_unload)
+                .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+            let flow = tokio::select! {
+                biased;
+                Some(cmd) = self.control.recv() => self.on_command(cmd).await,
+                Some((conn, frame)) = self.frames.recv(), if !self.closing => {
+                    self.on_frame(conn, frame).await;
+                    Flow::Continue
+                }
+                Some(ev) = self.bus_sub.events.recv() => {
+                    self.on_bus(ev);
+                    Flow::Continue
+                }
+                _ = cancel.cancelled(), if !self.closing => {
+                    self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down"));
+                    Flow::Continue
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if self.idle_since.is_some() => {
+                    if self.is_quiescent() && self.try_unload() { Flow::Exit } else {
+                        self.idle_since = self.conns.is_empty().then(tokio::time::Instant::now);
+                        Flow::Continue
+                    }
+                }
+            };
+            if matches!(flow, Flow::Exit) {
+                break;
+            }
+            if self.closing && self.is_quiescent() && self.try_unload() {
+                break;
+            }
+        }
+        for w in self.exit_waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    fn is_quiescent(&self) -> bool {
+        self.conns.is_empty() && self.submitted == self.committed && !self.compacting
+    }
+
+    /// Removes the document from the hub unless a join is waiting. Joins are
+    /// sent under the same lock, so after this returns `true` none can arrive.
+    fn try_unload(&mut self) -> bool {
+        let mut docs = self.hub.docs.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.control.is_empty() {
+            return false;
+        }
+        docs.remove(&self.id);
+        tracing::debug!(doc = %self.id, "document unloaded");
+        true
+    }
+
+    async fn on_command(&mut self, cmd: DocCommand) -> Flow {
+        match cmd {
+            DocCommand::Join {
+                conn,
+                opts,
+                out,
+                close,
+                reply,
+            } => {
+                if self.closing {
+                    let _ = reply.send(Err(HubError::ShuttingDown));
+                    return Flow::Continue;
+                }
+                self.join(conn, opts, out, close);
+                let _ = reply.send(Ok(()));
+            }
+            DocCommand::Leave { conn } => {
+                if self.conns.remove(&conn).is_some() {
+                    metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+                    self.remove_presence(conn);
+                }
+                if self.conns.is_empty() {
+                    self.idle_since = Some(tokio::time::Instant::now());
+                }
+            }
+            DocCommand::Committed { rows, bytes } => {
+                self.committed += rows as u64;
+                self.tail_rows += rows;
+                self.tail_bytes += bytes;
+                self.release_acks();
+                self.maybe_compact();
+            }
+            DocCommand::AppendFailed { rows } => {
+                self.committed += rows as u64;
+                // The live document now holds updates that are not durable.
+                // Drop it: clients keep whatever was not acknowledged and
+                // re-send it on reconnect, and the next load starts from what
+                // storage really has.
+                self.begin_close(CloseFrame::new(
+                    CloseCode::InternalError,
+                    "storage failed; reconnect to resync",
+                ));
+            }
+            DocCommand::Compacted(result) => {
+                self.compacting = false;
+                match result {
+                    Ok(Some(r)) => {
+                        self.tail_rows = self.tail_rows.saturating_sub(r.rows);
+                        self.tail_bytes = self.tail_bytes.saturating_sub(r.bytes);
+                        self.doc_bytes = r.snapshot_bytes + self.tail_bytes;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(doc = %self.id, error = %e, "compaction failed"),
+                }
+            }
+            DocCommand::Healed(result) => {
+                self.healing = false;
+                match result {
+                    Ok(stored) => self.apply_healed(stored),
+                    Err(e) => tracing::warn!(doc = %self.id, error = %e, "heal failed"),
+                }
+            }
+            DocCommand::Presence { reply } => {
+                let _ = reply.send(self.awareness.presence());
+            }
+            DocCommand::Evict { frame, done } => {
+                self.exit_waiters.push(done);
+                self.begin_close(frame);
+            }
+            DocCommand::Shutdown => {
+                self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down"));
+            }
+        }
+        Flow::Continue
+    }
+
+    fn begin_close(&mut self, frame: CloseFrame) {
+        self.closing = true;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.close_conn(c, frame.clone());
+        }
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        opts: JoinOptions,
+        out: mpsc::Sender<Bytes>,
+        close: oneshot::Sender<CloseFrame>,
+    ) {
+        let sv = self.doc.transact().state_vector().encode_v1();
+        // The queue is empty, so these cannot fail for lack of room.
+        let _ = out.try_send(encode_sync_step1(&sv));
+        if let Some(a) = self.awareness.full_update() {
+            let _ = out.try_send(encode_awareness(&a));
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                out,
+                close: Some(close),
+                opts,
+                received: 0,
+                pending_acks: VecDeque::new(),
+            },
+        );
+        self.idle_since = None;
+        metrics::gauge!(m::CONNECTIONS).increment(1.0);
+    }
+
+    async fn on_frame(&mut self, conn: ConnId, frame: Bytes) {
+        if !self.conns.contains_key(&conn) {
+            return; // closed earlier; its last frames are moot
+        }
+        let msg = match Message::decode(&frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, format!("malformed message: {e}")));
+                return;
+            }
+        };
+        match msg {
+            Message::Sync(SyncMessage::Step1(sv)) => {
+                let Ok(sv) = StateVector::decode_v1(sv) else {
+                    self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "undecodable state vector"));
+                    return;
+                };
+                let diff = self.doc.transact().encode_diff_v1(&sv);
+                self.send_to(conn, encode_sync_step2(&diff));
+            }
+            Message::Sync(SyncMessage::Step2(u)) => {
+                let u = frame.slice_ref(u);
+                self.on_client_update(conn, u, None).await;
+            }
+            Message::Sync(SyncMessage::Update(u)) => {
+                let u = frame.slice_ref(u);
+                // The received frame already is the broadcast encoding.
+                self.on_client_update(conn, u, Some(frame.clone())).await;
+            }
+            Message::Awareness(a) => {
+                let Ok(update) = AwarenessUpdate::decode(a) else {
+                    self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "malformed awareness update"));
+                    return;
+                };
+                let cfg = &self.hub.config;
+                let applied = self.awareness.apply(
+                    Some(conn),
+                    &update,
+                    cfg.max_awareness_state_bytes,
+                    cfg.max_awareness_clients_per_session,
+                );
+                if applied.refused > 0 {
+                    metrics::counter!(m::AWARENESS_REFUSED_TOTAL).increment(applied.refused as u64);
+                }
+                let (out_frame, payload) = match applied.relay {
+                    None => return,
+                    Some(RelayPayload::Unchanged) => (frame.clone(), frame.slice_ref(a)),
+                    Some(RelayPayload::Filtered(v)) => (encode_awareness(&v), Bytes::from(v)),
+                };
+                // Including the sender: stock clients drop a socket that hears
+                // nothing for 30 s and rely on their own renewals coming back.
+                self.broadcast(&out_frame, None);
+                self.publish(BusPayload::Awareness(payload));
+            }
+            Message::QueryAwareness => {
+                if let Some(a) = self.awareness.full_update() {
+                    self.send_to(conn, encode_awareness(&a));
+                }
+            }
+            // Server-to-client messages; a client has no business sending them.
+            Message::PermissionDenied { .. } | Message::Ack { .. } => {}
+        }
+    }
+
+    async fn on_client_update(&mut self, conn: ConnId, update: Bytes, frame: Option<Bytes>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.received += 1;
+        if !c.opts.can_write {
+            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
+            self.send_to(conn, encode_permission_denied("read-only access: update refused"));
+            return;
+        }
+        let received_at = Instant::now();
+        if self.doc_bytes + update.len() > self.hub.config.max_document_bytes {
+            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "document_too_large").increment(1);
+            self.close_conn(conn, CloseFrame::new(CloseCode::DocumentTooLarge, "document size limit reached"));
+            return;
+        }
+        let decoded = match Update::decode_v1(&update) {
+            Ok(u) => u,
+            Err(_) => {
+                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "undecodable update"));
+                return;
+            }
+        };
+        let changed = match apply(&self.doc, decoded) {
+            Ok(changed) => changed,
+            Err(e) => {
+                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, format!("update does not apply: {e}")));
+                return;
+            }
+        };
+        if changed {
+            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client").increment(1);
+            let frame = frame.unwrap_or_else(|| encode_update(&update));
+            self.broadcast(&frame, Some(conn));
+            self.publish(BusPayload::Update(update.clone()));
+            self.doc_bytes += update.len();
+            let req = AppendRequest {
+                doc: self.id.clone(),
+                update,
+                reply: self.control_tx.clone(),
+            };
+            if self.hub.appender.append(req).await.is_err() {
+                self.begin_close(CloseFrame::new(CloseCode::InternalError, "storage is shut down"));
+                return;
+            }
+            self.submitted += 1;
+        }
+        // Acknowledge once everything submitted so far has committed: an
+        // update that changed nothing may duplicate content that is itself
+        // still on its way to the store.
+        let needed = self.submitted;
+        let committed = self.committed;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if !c.opts.durable_acks {
+            return;
+        }
+        if needed <= committed && c.pending_acks.is_empty() {
+            let n = c.received;
+            metrics::histogram!(m::ACK_LATENCY_SECONDS).record(received_at.elapsed().as_secs_f64());
+            self.send_to(conn, encode_ack(n));
+        } else {
+            c.pending_acks.push_back((needed, c.received, received_at));
+        }
+    }
+
+    fn release_acks(&mut self) {
+        let committed = self.committed;
+        let mut acks = Vec::new();
+        for (id, c) in &mut self.conns {
+            let mut last = None;
+            while let Some(&(needed, count, at)) = c.pending_acks.front() {
+                if needed > committed {
+                    break;
+                }
+                c.pending_acks.pop_front();
+                metrics::histogram!(m::ACK_LATENCY_SECONDS).record(at.elapsed().as_secs_f64());
+                last = Some(count);
+            }
+            if let Some(n) = last {
+                acks.push((*id, n));
+            }
+        }
+        for (id, n) in acks {
+            self.send_to(id, encode_ack(n));
+        }
+    }
+
+    fn on_bus(&mut self, ev: BusEvent) {
+        match ev {
+            BusEvent::Message(msg) => {
+                metrics::counter!(m::BUS_MESSAGES_IN_TOTAL).increment(1);
+                let last = self.bus_counters.insert(msg.origin.clone(), msg.counter);
+                if let Some(last) = last
+                    && msg.counter != last + 1
+                {
+                    self.heal("gap");
+                }
+                match msg.payload {
+                    BusPayload::Update(u) => {
+                        let Ok(decoded) = Update::decode_v1(&u) else {
+                            tracing::warn!(doc = %self.id, origin = %msg.origin, "undecodable update from bus");
+                            return;
+                        };
+                        if let Ok(true) = apply(&self.doc, decoded) {
+                            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus").increment(1);
+                            self.doc_bytes += u.len();
+                            self.broadcast(&encode_update(&u), None);
+                        }
+                    }
+                    BusPayload::Awareness(a) => {
+                        let Ok(update) = AwarenessUpdate::decode(&a) else { return };
+                        let cfg = &self.hub.config;
+                        let applied = self.awareness.apply(None, &update, cfg.max_awareness_state_bytes, usize::MAX);
+                        if applied.relay.is_some() {
+                            self.broadcast(&encode_awareness(&a), None);
+                        }
+                    }
+                }
+            }
+            BusEvent::MayHaveMissed => self.heal("bus_reconnect"),
+        }
+    }
+
+    /// Re-reads the document from the store after bus messages may have been
+    /// lost. Re-applying what we already have is harmless.
+    fn heal(&mut self, cause: &'static str) {
+        metrics::counter!(m::BUS_HEALS_TOTAL, "cause" => cause).increment(1);
+        if self.healing {
+            return;
+        }
+        self.healing = true;
+        let store = self.hub.store.clone();
+        let id = self.id.clone();
+        let reply = self.control_tx.clone();
+        self.hub.tracker.spawn(async move {
+            let r = store.load(&id).await;
+            let _ = reply.send(DocCommand::Healed(r));
+        });
+    }
+
+    fn apply_healed(&mut self, stored: StoredDoc) {
+        let before = self.doc.transact().state_vector();
+        let mut any_delete = false;
+        {
+            let mut txn = self.doc.transact_mut();
+            let parts = stored.snapshot.iter().map(|s| &s.data).chain(stored.tail.iter().map(|e| &e.update));
+            for bytes in parts {
+                if let Ok(u) = Update::decode_v1(bytes) {
+                    let _ = txn.apply_update(u);
+                }
+            }
+            any_delete |= !txn.delete_set().is_empty();
+        }
+        let txn = self.doc.transact();
+        if txn.state_vector() != before || any_delete {
+            let diff = txn.encode_diff_v1(&before);
+            drop(txn);
+            self.broadcast(&encode_update(&diff), None);
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        let cfg = &self.hub.config;
+        if self.compacting
+            || (self.tail_rows < cfg.compact_after_updates && self.tail_bytes < cfg.compact_after_bytes)
+        {
+            return;
+        }
+        self.compacting = true;
+        let store = self.hub.store.clone();
+        let id = self.id.clone();
+        let reply = self.control_tx.clone();
+        self.hub.tracker.spawn(async move {
+            let r = compaction::compact(store, id).await;
+            let _ = reply.send(DocCommand::Compacted(r));
+        });
+    }
+
+    fn publish(&self, payload: BusPayload) {
+        metrics::counter!(m::BUS_MESSAGES_OUT_TOTAL).increment(1);
+        if let Err(e) = self.hub.bus.publish(&self.id, payload) {
+            tracing::warn!(doc = %self.id, error = %e, "bus publish failed");
+        }
+    }
+
+    /// Queues one shared frame to every session but `except`. A session whose
+    /// queue is full is closed (it resyncs on reconnect): an update is never
+    /// silently skipped for a socket that stays open.
+    fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
+        let mut slow = Vec::new();
+        let mut sent = 0u64;
+        for (id, c) in &self.conns {
+            if Some(*id) == except {
+                continue;
+            }
+            match c.out.try_send(frame.clone()) {
+                Ok(()) => sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        metrics::counter!(m::BROADCAST_FRAMES_TOTAL).increment(sent);
+        for id in slow {
+            self.close_conn(id, CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"));
+        }
+    }
+
+    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(frame) {
+            self.close_conn(conn, CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"));
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, frame: CloseFrame) {
+        let Some(mut c) = self.conns.remove(&conn) else { return };
+        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+        metrics::counter!(m::SOCKETS_CLOSED_TOTAL, "reason" => frame.code.label()).increment(1);
+        if frame.code != CloseCode::GoingAway {
+            tracing::info!(doc = %self.id, conn, code = frame.code.code(), reason = %frame.reason, "closing socket");
+        }
+        if let Some(close) = c.close.take() {
+            let _ = close.send(frame);
+        }
+        self.remove_presence(conn);
+        if self.conns.is_empty() {
+            self.idle_since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    fn remove_presence(&mut self, conn: ConnId) {
+        if let Some(removal) = self.awareness.remove_session(conn) {
+            self.broadcast(&encode_awareness(&removal), None);
+            self.publish(BusPayload::Awareness(Bytes::from(removal)));
+        }
+    }
+}
+
+/// Applies an update; `Ok(true)` if it changed the document (new items, new
+/// deletions, or content parked until its dependencies arrive).
+fn apply(doc: &yrs::Doc, update: Update) -> Result<bool, yrs::error::UpdateError> {
+    let mut txn = doc.transact_mut();
+    txn.apply_update(update)?;
+    Ok(!txn.insert_set().is_empty() || !txn.delete_set().is_empty() || txn.has_missing_updates())
+}

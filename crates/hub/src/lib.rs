@@ -1,0 +1,254 @@
+//! The doc hub: owns the live documents of one node.
+//!
+//! Each live document is an actor (one task) that owns the yrs `Doc`, the
+//! presence (awareness) states and the set of connected sessions. A session is
+//! bytes in, frames out: it never sees a socket, so the WebSocket handler, tests
+//! and the bus all feed documents the same way.
+//!
+//! Life cycle: a document is loaded on first join (concurrent joiners wait for
+//! the same load; a failed load refuses them and never leaves an empty document
+//! behind that could overwrite storage), stays live while sessions are joined,
+//! and unloads after an idle delay once its last append has committed.
+//!
+//! Write path: apply → broadcast (encoded once, shared bytes) → publish on the
+//! bus → append to the store through the node-wide [`appender`] (group commit)
+//! → acknowledge to the author once committed. Broadcast never waits for
+//! durability, and durability never waits for broadcast.
+
+mod appender;
+mod awareness;
+mod compaction;
+mod doc;
+pub mod metrics;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quire_bus::Bus;
+use quire_store::DocStore;
+use quire_types::DocId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use session::{CloseCode, CloseFrame, Outgoing, Session, SessionInbound, SessionOutbound};
+
+use crate::appender::Appender;
+use crate::doc::{DocCommand, DocHandle};
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Largest document (bytes of its stored state and log) accepted; an update
+    /// that would grow it past this is refused and its socket closed.
+    pub max_document_bytes: usize,
+    /// Frames queued for one socket before it counts as too slow and is closed.
+    pub outgoing_queue: usize,
+    /// How long the appender waits for more updates before committing a batch.
+    /// Zero commits as soon as the previous commit finished, which already
+    /// batches everything that arrived meanwhile.
+    pub append_window: Duration,
+    /// Most updates in one append transaction.
+    pub append_max_batch: usize,
+    /// Compact a document once its log tail holds this many rows …
+    pub compact_after_updates: usize,
+    /// … or this many bytes.
+    pub compact_after_bytes: usize,
+    /// How long a document with no session stays loaded.
+    pub idle_unload: Duration,
+    /// Largest awareness state (JSON) one client may publish.
+    pub max_awareness_state_bytes: usize,
+    /// Awareness client ids one session may own (a tab has one; a few allow
+    /// several editors on one socket).
+    pub max_awareness_clients_per_session: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_document_bytes: 64 * 1024 * 1024,
+            outgoing_queue: 4096,
+            append_window: Duration::ZERO,
+            append_max_batch: 1024,
+            compact_after_updates: 2000,
+            compact_after_bytes: 8 * 1024 * 1024,
+            idle_unload: Duration::from_secs(30),
+            max_awareness_state_bytes: 16 * 1024,
+            max_awareness_clients_per_session: 8,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("document could not be loaded: {0}")]
+    LoadFailed(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// What a session may do and which extensions it opted in to.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinOptions {
+    /// Send Quire durable acks (message 100) to this session.
+    pub durable_acks: bool,
+    /// Whether updates from this session are applied. A read-only session's
+    /// updates are refused with a permission-denied message.
+    pub can_write: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            durable_acks: false,
+            can_write: true,
+        }
+    }
+}
+
+/// A present user, read from an awareness state's `user` field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Presence {
+    pub name: String,
+    pub color: Option<String>,
+}
+
+/// Cheap-clone handle to the node's live documents.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+pub(crate) struct HubInner {
+    pub(crate) store: Arc<dyn DocStore>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) config: HubConfig,
+    pub(crate) docs: Mutex<HashMap<DocId, DocHandle>>,
+    pub(crate) appender: Appender,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn DocStore>, bus: Arc<dyn Bus>, config: HubConfig) -> Hub {
+        let tracker = TaskTracker::new();
+        let appender = Appender::start(store.clone(), &config, &tracker);
+        Hub {
+            inner: Arc::new(HubInner {
+                store,
+                bus,
+                config,
+                docs: Mutex::new(HashMap::new()),
+                appender,
+                cancel: CancellationToken::new(),
+                tracker,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn DocStore> {
+        &self.inner.store
+    }
+
+    /// Joins a session to a document, loading it if needed. The session's
+    /// first outgoing frames are the server's sync step 1 and the current
+    /// presence.
+    pub async fn join(&self, doc: &DocId, opts: JoinOptions) -> Result<Session, HubError> {
+        if self.inner.cancel.is_cancelled() {
+            return Err(HubError::ShuttingDown);
+        }
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (out_tx, out_rx) = mpsc::channel(self.inner.config.outgoing_queue);
+        let (close_tx, close_rx) = oneshot::channel();
+        let conn = session::next_conn_id();
+        let handle = {
+            let mut docs = self.inner.docs.lock().unwrap_or_else(|e| e.into_inner());
+            let handle = docs
+                .entry(doc.clone())
+                .or_insert_with(|| doc::spawn(self.inner.clone(), doc.clone()))
+                .clone();
+            // Sent under the map lock: an actor that decides to unload takes the
+            // same lock and looks for pending joins first, so none is lost.
+            handle.send(DocCommand::Join {
+                conn,
+                opts,
+                out: out_tx,
+                close: close_tx,
+                reply: reply_tx,
+            });
+            handle
+        };
+        match reply_rx.await {
+            Ok(Ok(())) => Ok(Session::new(conn, handle, out_rx, close_rx)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(HubError::ShuttingDown),
+        }
+    }
+
+    /// Number of documents loaded on this node.
+    pub fn live_documents(&self) -> usize {
+        self.inner.docs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Who is in a document now (empty when it is not live here).
+    pub async fn presence(&self, doc: &DocId) -> Vec<Presence> {
+        let Some(handle) = self.handle(doc) else {
+            return Vec::new();
+        };
+        let (tx, rx) = oneshot::channel();
+        handle.send(DocCommand::Presence { reply: tx });
+        rx.await.unwrap_or_default()
+    }
+
+    /// Closes every session of a live document with `frame` and unloads it
+    /// once its pending appends have committed; returns when it is gone. Used
+    /// before deleting a document.
+    pub async fn evict(&self, doc: &DocId, frame: CloseFrame) {
+        let Some(handle) = self.handle(doc) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        handle.send(DocCommand::Evict { frame, done: tx });
+        let _ = rx.await;
+    }
+
+    fn handle(&self, doc: &DocId) -> Option<DocHandle> {
+        self.inner
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(doc)
+            .cloned()
+    }
+
+    /// Graceful shutdown: refuses new joins, closes every session with "going
+    /// away" (clients reconnect elsewhere), commits every pending append, and
+    /// returns when all of that is done.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let handles: Vec<DocHandle> = self
+            .inner
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for h in handles {
+            h.send(DocCommand::Shutdown);
+        }
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

@@ -1,0 +1,208 @@
+//! A session is one client's membership in one live document: frames in
+//! through [`Session::receive`], frames out through [`Session::next`]. It is
+//! transport-agnostic; the WebSocket handler only pumps bytes.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::doc::{DocCommand, DocHandle};
+
+pub(crate) type ConnId = u64;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_conn_id() -> ConnId {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Why the server ends a session. Every close the server initiates goes
+/// through this enum, so the codes live in one place (`docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 1001: the server is shutting down; reconnect (to any node).
+    GoingAway,
+    /// 1009: a frame exceeded the size limit.
+    FrameTooLarge,
+    /// 1011: the server failed (e.g. storage); reconnect later.
+    InternalError,
+    /// 4400: a frame or update could not be decoded.
+    Malformed,
+    /// 4401: not signed in.
+    Unauthorized,
+    /// 4403: no access to this document.
+    Forbidden,
+    /// 4404: the document does not exist (or was deleted).
+    NotFound,
+    /// 4413: the update would make the document larger than allowed.
+    DocumentTooLarge,
+    /// 4429: the socket did not keep up with the document; reconnect to resync.
+    TooSlow,
+    /// 4503: the document could not be loaded right now.
+    Unavailable,
+}
+
+impl CloseCode {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::GoingAway => 1001,
+            CloseCode::FrameTooLarge => 1009,
+            CloseCode::InternalError => 1011,
+            CloseCode::Malformed => 4400,
+            CloseCode::Unauthorized => 4401,
+            CloseCode::Forbidden => 4403,
+            CloseCode::NotFound => 4404,
+            CloseCode::DocumentTooLarge => 4413,
+            CloseCode::TooSlow => 4429,
+            CloseCode::Unavailable => 4503,
+        }
+    }
+
+    /// Stable label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseCode::GoingAway => "going_away",
+            CloseCode::FrameTooLarge => "frame_too_large",
+            CloseCode::InternalError => "internal_error",
+            CloseCode::Malformed => "malformed",
+            CloseCode::Unauthorized => "unauthorized",
+            CloseCode::Forbidden => "forbidden",
+            CloseCode::NotFound => "not_found",
+            CloseCode::DocumentTooLarge => "document_too_large",
+            CloseCode::TooSlow => "too_slow",
+            CloseCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    pub code: CloseCode,
+    pub reason: Cow<'static, str>,
+}
+
+impl CloseFrame {
+    pub fn new(code: CloseCode, reason: impl Into<Cow<'static, str>>) -> Self {
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the transport should do next.
+#[derive(Debug)]
+pub enum Outgoing {
+    Frame(Bytes),
+    Close(CloseFrame),
+}
+
+/// Tells the document the session left when the last half is dropped.
+struct LeaveGuard {
+    conn: ConnId,
+    handle: DocHandle,
+}
+
+impl Drop for LeaveGuard {
+    fn drop(&mut self) {
+        self.handle.send(DocCommand::Leave { conn: self.conn });
+    }
+}
+
+/// One client's membership in a live document. Dropping it leaves the
+/// document (its presence is removed and broadcast).
+pub struct Session {
+    pub inbound: SessionInbound,
+    pub outbound: SessionOutbound,
+}
+
+/// The half that takes the client's frames.
+pub struct SessionInbound {
+    guard: std::sync::Arc<LeaveGuard>,
+}
+
+/// The half that yields frames for the client.
+pub struct SessionOutbound {
+    out: mpsc::Receiver<Bytes>,
+    close: oneshot::Receiver<CloseFrame>,
+    closed: bool,
+    _guard: std::sync::Arc<LeaveGuard>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        conn: ConnId,
+        handle: DocHandle,
+        out: mpsc::Receiver<Bytes>,
+        close: oneshot::Receiver<CloseFrame>,
+    ) -> Self {
+        let guard = std::sync::Arc::new(LeaveGuard { conn, handle });
+        Session {
+            inbound: SessionInbound {
+                guard: guard.clone(),
+            },
+            outbound: SessionOutbound {
+                out,
+                close,
+                closed: false,
+                _guard: guard,
+            },
+        }
+    }
+
+    pub async fn receive(&self, frame: Bytes) -> bool {
+        self.inbound.receive(frame).await
+    }
+
+    pub async fn next(&mut self) -> Outgoing {
+        self.outbound.next().await
+    }
+
+    pub fn try_next_frame(&mut self) -> Option<Bytes> {
+        self.outbound.try_next_frame()
+    }
+}
+
+impl SessionInbound {
+    /// Hands one received frame to the document. Waits when the document is
+    /// busy, which pushes back on the client through TCP flow control.
+    /// Returns `false` when the document is gone.
+    pub async fn receive(&self, frame: Bytes) -> bool {
+        self.guard
+            .handle
+            .frames
+            .send((self.guard.conn, frame))
+            .await
+            .is_ok()
+    }
+}
+
+impl SessionOutbound {
+    /// The next frame to send, or the close to perform. A close is final.
+    pub async fn next(&mut self) -> Outgoing {
+        if self.closed {
+            return Outgoing::Close(CloseFrame::new(CloseCode::GoingAway, "session closed"));
+        }
+        tokio::select! {
+            biased;
+            close = &mut self.close => {
+                self.closed = true;
+                Outgoing::Close(close.unwrap_or_else(|_| CloseFrame::new(CloseCode::GoingAway, "document closed")))
+            }
+            frame = self.out.recv() => match frame {
+                Some(f) => Outgoing::Frame(f),
+                None => {
+                    self.closed = true;
+                    Outgoing::Close(CloseFrame::new(CloseCode::GoingAway, "document closed"))
+                }
+            }
+        }
+    }
+
+    /// A frame already queued, without waiting (for batching socket writes).
+    pub fn try_next_frame(&mut self) -> Option<Bytes> {
+        self.out.try_recv().ok()
+    }
+}

@@ -1,0 +1,74 @@
+//! One error type for the HTTP API, mapped to status codes in one place.
+//! Bodies are `{"error":{"code","message"}}`; 5xx bodies are generic and the
+//! details go to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use quire_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("storage unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound => "not_found",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::AlreadyExists => ApiError::BadRequest("document already exists".into()),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Backend(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Unavailable(detail) | ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                match self {
+                    ApiError::Unavailable(_) => "storage is unavailable, try again shortly".to_string(),
+                    _ => "internal server error".to_string(),
+                }
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
+        (self.status_code(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,47 @@
+//! The Prometheus recorder and the metric names this crate owns (the hub's
+//! are in `quire_hub::metrics`).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const BYTES_IN_TOTAL: &str = "quire_bytes_in_total";
+pub const BYTES_OUT_TOTAL: &str = "quire_bytes_out_total";
+pub const HTTP_REQUESTS_TOTAL: &str = "quire_http_requests_total";
+
+/// The recorder is process-global; tests that build several apps share it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(quire_hub::metrics::APPEND_BATCH_SIZE.into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+                    )
+                })
+                .expect("static bucket configuration is valid")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            quire_hub::metrics::describe();
+            metrics::describe_counter!(BYTES_IN_TOTAL, metrics::Unit::Bytes, "WebSocket bytes received");
+            metrics::describe_counter!(BYTES_OUT_TOTAL, metrics::Unit::Bytes, "WebSocket bytes sent");
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("spawn metrics upkeep thread");
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,326 @@
+//! Test support: an in-process server on port 0 and a minimal Yjs client
+//! speaking the y-websocket protocol through a real socket.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use quire_protocol::{AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update, encode_sync_step1, encode_sync_step2, encode_update};
+use quire_server::{AppState, ServeConfig};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update};
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Polls `cond` until it holds or the timeout passes (then panics with `what`).
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if cond() {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, tweak).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on an existing data folder (for restart tests).
+    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let mut config = ServeConfig::defaults();
+        config.data_dir = dir.to_path_buf();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::embedded(config).await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            quire_server::serve(listener, st, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            addr,
+            state,
+            data_dir: dir.to_path_buf(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _tmp: None,
+        }
+    }
+
+    pub fn ws_url(&self, doc: &str) -> String {
+        format!("ws://{}/ws/{doc}", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful shutdown; returns the temp dir guard so the data survives for
+    /// a restart.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            within("server shutdown", task).await.unwrap();
+        }
+        self._tmp.take()
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientState {
+    pub synced: bool,
+    pub acked: u64,
+    pub awareness: std::collections::HashMap<u64, String>,
+    pub permission_denied: Vec<String>,
+    pub closed: Option<(u16, String)>,
+    pub frames_received: u64,
+    pub message_types: std::collections::BTreeSet<u64>,
+}
+
+/// A Yjs client: a yrs doc kept in sync over one WebSocket.
+pub struct TestClient {
+    pub doc: Arc<Doc>,
+    pub state: watch::Receiver<ClientState>,
+    out: mpsc::UnboundedSender<WsMessage>,
+    pub sent_updates: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl TestClient {
+    pub async fn connect(url: &str) -> TestClient {
+        Self::connect_with_doc(url, Doc::new()).await
+    }
+
+    pub async fn connect_with_doc(url: &str, doc: Doc) -> TestClient {
+        let (ws, _) = within("connect", connect_async(url)).await.expect("websocket connects");
+        Self::run(ws, Arc::new(doc))
+    }
+
+    fn run(ws: Ws, doc: Arc<Doc>) -> TestClient {
+        let (mut sink, mut stream) = ws.split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
+        let (state_tx, state_rx) = watch::channel(ClientState::default());
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let sv = doc.transact().state_vector().encode_v1();
+        let _ = out_tx.send(WsMessage::Binary(encode_sync_step1(&sv)));
+        let d = doc.clone();
+        let out = out_tx.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                match msg {
+                    WsMessage::Binary(b) => handle_frame(&d, &b, &out, &state_tx),
+                    WsMessage::Close(cf) => {
+                        let cf = cf.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new()));
+                        state_tx.send_modify(|s| s.closed = Some(cf));
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            state_tx.send_modify(|s| {
+                if s.closed.is_none() {
+                    s.closed = Some((1006, "connection lost".into()));
+                }
+            });
+        });
+        TestClient {
+            doc,
+            state: state_rx,
+            out: out_tx,
+            sent_updates: 0,
+            reader,
+        }
+    }
+
+    /// Makes a local change and sends it as one update message.
+    pub fn edit(&mut self, f: impl FnOnce(&mut TransactionMut)) {
+        let update = {
+            let mut txn = self.doc.transact_mut();
+            f(&mut txn);
+            txn.encode_update_v1()
+        };
+        self.send_raw(encode_update(&update));
+        self.sent_updates += 1;
+    }
+
+    pub fn send_raw(&self, frame: Bytes) {
+        let _ = self.out.send(WsMessage::Binary(frame));
+    }
+
+    pub fn send_message(&self, msg: WsMessage) {
+        let _ = self.out.send(msg);
+    }
+
+    pub fn set_awareness(&self, client_id: u64, clock: u64, json: &str) {
+        let u = encode_awareness_update([(client_id, clock, json)].into_iter());
+        self.send_raw(encode_awareness(&u));
+    }
+
+    pub fn snapshot(&self) -> ClientState {
+        self.state.borrow().clone()
+    }
+
+    pub fn text(&self, name: &str) -> String {
+        use yrs::GetString;
+        let txn = self.doc.transact();
+        txn.get_text(name).map(|t| t.get_string(&txn)).unwrap_or_default()
+    }
+
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    pub async fn wait_synced(&mut self) {
+        within("synced", self.state.wait_for(|s| s.synced)).await.unwrap();
+    }
+
+    pub async fn wait_acked(&mut self, n: u64) {
+        within("acked", self.state.wait_for(|s| s.acked >= n)).await.unwrap();
+    }
+
+    pub async fn wait_closed(&mut self) -> (u16, String) {
+        let s = within("closed", self.state.wait_for(|s| s.closed.is_some())).await.unwrap();
+        s.closed.clone().unwrap()
+    }
+
+    pub async fn wait_text(&mut self, name: &str, expected: &str) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if self.text(name) == expected {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("text {name:?} never became {expected:?}; is {:?}", self.text(name));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.state.changed()).await;
+        }
+    }
+
+    pub fn close(&self) {
+        let _ = self.out.send(WsMessage::Close(None));
+    }
+}
+
+impl Drop for TestClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>, state: &watch::Sender<ClientState>) {
+    let msg = Message::decode(frame).expect("server sends well-formed messages");
+    let ty = frame[0] as u64;
+    state.send_modify(|s| {
+        s.frames_received += 1;
+        s.message_types.insert(ty);
+    });
+    match msg {
+        Message::Sync(SyncMessage::Step1(sv)) => {
+            let sv = StateVector::decode_v1(sv).unwrap();
+            let diff = doc.transact().encode_diff_v1(&sv);
+            let _ = out.send(WsMessage::Binary(encode_sync_step2(&diff)));
+        }
+        Message::Sync(SyncMessage::Step2(u)) => {
+            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            state.send_modify(|s| s.synced = true);
+        }
+        Message::Sync(SyncMessage::Update(u)) => {
+            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            state.send_modify(|_| {});
+        }
+        Message::Awareness(a) => {
+            let up = AwarenessUpdate::decode(a).unwrap();
+            state.send_modify(|s| {
+                for e in up.entries {
+                    if e.is_removal() {
+                        s.awareness.remove(&e.client_id);
+                    } else {
+                        s.awareness.insert(e.client_id, e.state.to_string());
+                    }
+                }
+            });
+        }
+        Message::PermissionDenied { reason } => {
+            let r = reason.to_string();
+            state.send_modify(|s| s.permission_denied.push(r));
+        }
+        Message::Ack { durable } => state.send_modify(|s| s.acked = s.acked.max(durable)),
+        Message::QueryAwareness => {}
+    }
+}
+
+/// A raw socket for sending arbitrary bytes.
+pub async fn raw_socket(url: &str) -> Ws {
+    within("connect", connect_async(url)).await.unwrap().0
+}
+
+/// Reads frames until a close frame arrives; returns its code and reason.
+pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
+    within("close frame", async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(WsMessage::Close(Some(cf))) => return (u16::from(cf.code), cf.reason.to_string()),
+                Ok(WsMessage::Close(None)) => return (1005, String::new()),
+                Ok(_) => continue,
+                Err(e) => panic!("socket failed before a close frame: {e}"),
+            }
+        }
+        panic!("socket ended without a close frame")
+    })
+    .await
+}

@@ -20,6 +20,7 @@ import * as Y from 'yjs';
 import type { UserIdentity } from './awareness';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { classifyClose } from './closeCodes';
+import { localStoreName } from './localCopy';
 import { countingWebSocket, MESSAGE_DURABLE_ACK, readDurableAck } from './durableAck';
 import { realClock, ReconnectScheduler, type Clock } from './reconnect';
 import { initialSyncState, reduceSync, type SyncEvent, type SyncState } from './saveState';
@@ -70,8 +71,6 @@ export interface SessionOptions {
   localLoadTimeoutMs?: number;
   disableBroadcastChannel?: boolean;
 }
-
-export const localStoreName = (docId: string) => `quire:doc:${docId}`;
 
 const indexedDbStore = (name: string, doc: Y.Doc): LocalStore => new IndexeddbPersistence(name, doc);
 

@@ -1,0 +1,179 @@
+// Scenarios 1, 2 and 5 of issue 3: two people typing at once, formatting
+// that survives a reload, and the save state around an edit.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  ALICE,
+  BOB,
+  editorText,
+  focusEnd,
+  launchBrowser,
+  openDocument,
+  personContext,
+  QuireServer,
+  waitForConvergence,
+  waitForSaveState,
+  withDiagnostics,
+} from './harness.mjs';
+
+/** @type {QuireServer} */
+let server;
+/** @type {import('playwright-core').Browser} */
+let browser;
+/** @type {Array<Awaited<ReturnType<typeof personContext>>>} */
+let people = [];
+
+before(async () => {
+  server = await QuireServer.launch();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** @param {{ name: string, color: string }} user */
+async function person(user) {
+  const p = await personContext(browser, user);
+  people.push(p);
+  return p;
+}
+
+async function closeAll() {
+  for (const p of people) await p.context.close();
+  people = [];
+}
+
+describe('collaboration', { timeout: 90_000 }, () => {
+  test('two people type in one document at once and see each other', async (t) => {
+    await withDiagnostics(t, () => people, () => server, async () => {
+      const id = await server.createDocument('Team notes');
+      const alice = await person(ALICE);
+      const bob = await person(BOB);
+      await Promise.all([openDocument(alice.page, server.url, id), openDocument(bob.page, server.url, id)]);
+      await Promise.all([waitForSaveState(alice.page, 'saved'), waitForSaveState(bob.page, 'saved')]);
+
+      await focusEnd(alice.page);
+      await focusEnd(bob.page);
+      const aliceWords = 'apple avocado apricot almond';
+      const bobWords = 'banana blueberry blackberry basil';
+      await Promise.all([
+        alice.page.keyboard.type(aliceWords, { delay: 25 }),
+        bob.page.keyboard.type(bobWords, { delay: 25 }),
+      ]);
+
+      const [text] = await waitForConvergence(alice.page, bob.page, (s) =>
+        [...aliceWords.split(' '), ...bobWords.split(' ')].every((w) => s.includes(w)),
+      );
+      for (const word of [...aliceWords.split(' '), ...bobWords.split(' ')]) assert.ok(text.includes(word), `missing ${word}`);
+
+      // Each sees the other's caret, labelled with the other's name.
+      await alice.page.locator('.collaboration-carets__label', { hasText: BOB.name }).waitFor({ timeout: 10_000 });
+      await bob.page.locator('.collaboration-carets__label', { hasText: ALICE.name }).waitFor({ timeout: 10_000 });
+      // ...and the other's avatar in the header.
+      await alice.page.getByRole('img', { name: BOB.name, exact: true }).waitFor({ timeout: 10_000 });
+      await bob.page.getByRole('img', { name: ALICE.name, exact: true }).waitFor({ timeout: 10_000 });
+
+      await Promise.all([waitForSaveState(alice.page, 'saved'), waitForSaveState(bob.page, 'saved')]);
+      await closeAll();
+    });
+  });
+
+  test('formatting survives a reload and reaches a fresh browser', async (t) => {
+    await withDiagnostics(t, () => people, () => server, async () => {
+      const id = await server.createDocument('Formatting');
+      const alice = await person(ALICE);
+      const page = alice.page;
+      await openDocument(page, server.url, id);
+      await waitForSaveState(page, 'saved');
+      await focusEnd(page);
+
+      await page.getByTestId('tb-h1').click();
+      await page.keyboard.type('Release plan');
+      await page.keyboard.press('Enter');
+      await page.keyboard.type('This is ');
+      await page.keyboard.press('Control+b');
+      await page.keyboard.type('important');
+      await page.keyboard.press('Control+b');
+      await page.keyboard.type(' text.');
+      await page.keyboard.press('Enter');
+      await page.getByTestId('tb-bulletList').click();
+      await page.keyboard.type('first item');
+      await page.keyboard.press('Enter');
+      await page.keyboard.type('second item');
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('Enter'); // leave the list
+      await page.keyboard.type('Quire site');
+      await page.keyboard.press('Shift+Home');
+      await page.keyboard.press('Control+k');
+      await page.getByTestId('link-input').fill('example.com/quire');
+      await page.keyboard.press('Enter');
+      await waitForSaveState(page, 'saved');
+
+      /** @param {import('playwright-core').Page} p */
+      const checkFormatting = async (p) => {
+        const editor = p.locator('.ProseMirror');
+        await editor.locator('h1', { hasText: 'Release plan' }).waitFor({ timeout: 15_000 });
+        assert.equal(await editor.locator('strong').innerText(), 'important');
+        assert.deepEqual(await editor.locator('ul > li').allInnerTexts(), ['first item', 'second item']);
+        const link = editor.locator('a', { hasText: 'Quire site' });
+        assert.equal(await link.getAttribute('href'), 'https://example.com/quire');
+      };
+
+      await checkFormatting(page);
+      await page.reload();
+      await page.locator('.ProseMirror').waitFor();
+      await checkFormatting(page);
+
+      // A browser with no local copy gets it all from the server.
+      const bob = await person(BOB);
+      await openDocument(bob.page, server.url, id);
+      await checkFormatting(bob.page);
+      assert.equal(await editorText(bob.page), await editorText(page));
+      await closeAll();
+    });
+  });
+
+  test('the save state shows "Saving…" and then "All changes saved"', async (t) => {
+    await withDiagnostics(t, () => people, () => server, async () => {
+      const id = await server.createDocument('Save state');
+      const alice = await person(ALICE);
+      const page = alice.page;
+      await openDocument(page, server.url, id);
+      await waitForSaveState(page, 'saved');
+      const indicator = page.getByTestId('save-state');
+      assert.equal((await indicator.innerText()).trim(), 'All changes saved');
+
+      // Record every state the indicator passes through.
+      await page.evaluate(() => {
+        const el = /** @type {HTMLElement} */ (document.querySelector('[data-testid="save-state"]'));
+        const seen = /** @type {string[]} */ ([]);
+        /** @type {any} */ (window).__saveStates = seen;
+        new MutationObserver(() => seen.push(`${el.dataset.state}|${el.textContent}`)).observe(el, {
+          attributes: true,
+          childList: true,
+          subtree: true,
+          characterData: true,
+        });
+      });
+      await focusEnd(page);
+      await page.keyboard.type('Hello');
+
+      await page.waitForFunction(
+        () => {
+          const seen = /** @type {string[]} */ (/** @type {any} */ (window).__saveStates);
+          const i = seen.findIndex((s) => s === 'saving|Saving…');
+          return i >= 0 && seen.slice(i + 1).includes('saved|All changes saved');
+        },
+        undefined,
+        { timeout: 15_000 },
+      );
+      await waitForSaveState(page, 'saved');
+      assert.equal((await indicator.innerText()).trim(), 'All changes saved');
+      await closeAll();
+    });
+  });
+});

@@ -1,0 +1,305 @@
+// End-to-end harness: a real `quire serve` on a free port with a temporary
+// data directory, Debian's Chromium driven by playwright-core, and helpers
+// that wait on conditions (never on fixed sleeps).
+//
+// QUIRE_BIN selects the server binary (default ../target/debug/quire from
+// web/). This harness never builds Rust; the test command does that first.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const webDir = resolve(here, '..');
+export const resultsDir = join(webDir, 'test-results');
+export const QUIRE_BIN = resolve(webDir, process.env.QUIRE_BIN ?? '../target/debug/quire');
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+
+/** @returns {Promise<number>} a port the OS just handed out */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * A running `quire serve`. `kill()` sends SIGKILL (a crash); `start()` brings
+ * it back on the same port and data directory.
+ */
+export class QuireServer {
+  /** @param {{ port: number, dataDir: string }} opts */
+  constructor({ port, dataDir }) {
+    this.port = port;
+    this.dataDir = dataDir;
+    this.url = `http://127.0.0.1:${port}`;
+    /** @type {import('node:child_process').ChildProcess | null} */
+    this.proc = null;
+    this.log = '';
+  }
+
+  static async launch() {
+    if (!existsSync(QUIRE_BIN)) {
+      throw new Error(`Server binary not found at ${QUIRE_BIN}. Build it first (cargo build -p quire-server) or set QUIRE_BIN.`);
+    }
+    const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
+    const server = new QuireServer({ port: await freePort(), dataDir });
+    await server.start();
+    return server;
+  }
+
+  /** Start the process and resolve once it prints its URL. */
+  start(timeoutMs = 30_000) {
+    return new Promise((resolveStart, reject) => {
+      const proc = spawn(QUIRE_BIN, ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+      });
+      this.proc = proc;
+      let stdout = '';
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        proc.kill('SIGKILL');
+        reject(new Error(`quire serve did not report readiness within ${timeoutMs} ms.\n${this.log}`));
+      }, timeoutMs);
+      proc.stdout?.on('data', (chunk) => {
+        const text = chunk.toString();
+        stdout += text;
+        this.log += text;
+        if (!settled && /Quire is running at http:\/\/\S+/.test(stdout)) {
+          settled = true;
+          clearTimeout(timer);
+          resolveStart(undefined);
+        }
+      });
+      proc.stderr?.on('data', (chunk) => {
+        this.log += chunk.toString();
+        if (this.log.length > 200_000) this.log = this.log.slice(-100_000);
+      });
+      proc.on('exit', (code, signal) => {
+        if (this.proc === proc) this.proc = null;
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          reject(new Error(`quire serve exited early (code ${code}, signal ${signal}).\n${this.log}`));
+        }
+      });
+    });
+  }
+
+  /** SIGKILL: no graceful shutdown, no flush. Resolves when the process is gone. */
+  kill() {
+    const proc = this.proc;
+    if (!proc) return Promise.resolve();
+    return new Promise((resolveKill) => {
+      proc.once('exit', () => resolveKill(undefined));
+      proc.kill('SIGKILL');
+    });
+  }
+
+  async stop() {
+    const proc = this.proc;
+    if (proc) {
+      await new Promise((resolveStop) => {
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+        proc.once('exit', () => {
+          clearTimeout(timer);
+          resolveStop(undefined);
+        });
+        proc.kill('SIGTERM');
+      });
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   */
+  async api(method, path, body) {
+    const response = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  }
+
+  /** @param {string} [title] @returns {Promise<string>} the new document's id */
+  async createDocument(title) {
+    const { status, body } = await this.api('POST', '/api/documents', title === undefined ? {} : { title });
+    if (status !== 201) throw new Error(`POST /api/documents answered ${status}: ${JSON.stringify(body)}`);
+    return body.document.id;
+  }
+}
+
+export function launchBrowser() {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium).`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/**
+ * A browser context for one person: their name and colour preset, console
+ * errors collected for the failure report.
+ * @param {import('playwright-core').Browser} browser
+ * @param {{ name: string, color: string }} user
+ */
+export async function personContext(browser, user, viewport = { width: 1200, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  await context.addInitScript((identity) => {
+    try {
+      localStorage.setItem('quire:user', JSON.stringify(identity));
+    } catch {
+      // Browser error pages have no storage.
+    }
+  }, user);
+  const page = await context.newPage();
+  /** @type {string[]} */
+  const logs = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') logs.push(`[${user.name}] ${msg.type()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (error) => logs.push(`[${user.name}] pageerror: ${error.message}`));
+  return { context, page, logs, user };
+}
+
+export const ALICE = { name: 'Alice Arden', color: '#c2185b' };
+export const BOB = { name: 'Bob Brook', color: '#1e6fd9' };
+
+/**
+ * Open a document and wait until its editor is on screen.
+ * @param {import('playwright-core').Page} page
+ * @param {string} baseUrl
+ * @param {string} id
+ */
+export async function openDocument(page, baseUrl, id) {
+  await page.goto(`${baseUrl}/d/${encodeURIComponent(id)}`);
+  await page.locator('.ProseMirror').waitFor({ state: 'visible', timeout: 20_000 });
+}
+
+/** @param {import('playwright-core').Page} page */
+export function saveState(page) {
+  return page.getByTestId('save-state').getAttribute('data-state');
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} state one of connecting, saving, saved, offline, error
+ */
+export async function waitForSaveState(page, state, timeout = 20_000) {
+  await page.locator(`[data-testid="save-state"][data-state="${state}"]`).waitFor({ state: 'attached', timeout });
+}
+
+/**
+ * The document's text, one line per top-level block, without other people's
+ * caret labels (which are widgets inside the editor's DOM).
+ * @param {import('playwright-core').Page} page
+ */
+export function editorText(page) {
+  return page.locator('.ProseMirror').evaluate((root) => {
+    const clone = /** @type {HTMLElement} */ (root.cloneNode(true));
+    clone.querySelectorAll('.collaboration-carets__caret, .ProseMirror-widget').forEach((el) => el.remove());
+    return [...clone.children].map((el) => el.textContent ?? '').join('\n');
+  });
+}
+
+/**
+ * Put the caret at the very end of the document.
+ * @param {import('playwright-core').Page} page
+ */
+export async function focusEnd(page) {
+  await page.locator('.ProseMirror').click();
+  await page.keyboard.press('Control+End');
+}
+
+/**
+ * Poll a condition until it holds or time runs out. This waits on a state,
+ * not on a clock: it returns as soon as the condition is true.
+ * @template T
+ * @param {() => Promise<T>} probe
+ * @param {(value: T) => boolean} done
+ * @param {{ timeout?: number, message?: string }} [opts]
+ * @returns {Promise<T>}
+ */
+export async function waitUntil(probe, done, { timeout = 20_000, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  /** @type {T} */
+  let last;
+  for (;;) {
+    last = await probe();
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${message}; last value: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Both editors show the same text, and it satisfies `check`.
+ * @param {import('playwright-core').Page} pageA
+ * @param {import('playwright-core').Page} pageB
+ * @param {(text: string) => boolean} [check]
+ */
+export function waitForConvergence(pageA, pageB, check = () => true, timeout = 20_000) {
+  return waitUntil(
+    async () => [await editorText(pageA), await editorText(pageB)],
+    ([a, b]) => a === b && check(a),
+    { timeout, message: 'both editors to converge' },
+  );
+}
+
+/**
+ * Run a test body; on failure save a screenshot of every page and print
+ * their console errors and the server log tail.
+ * @param {import('node:test').TestContext} t
+ * @param {() => Array<{ page: import('playwright-core').Page, logs: string[], user: { name: string } }>} people
+ * @param {() => QuireServer | null} server
+ * @param {() => Promise<void>} body
+ */
+export async function withDiagnostics(t, people, server, body) {
+  try {
+    await body();
+  } catch (error) {
+    mkdirSync(resultsDir, { recursive: true });
+    const slug = t.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
+    for (const person of people()) {
+      const file = join(resultsDir, `${slug}-${person.user.name.split(' ')[0].toLowerCase()}.png`);
+      try {
+        await person.page.screenshot({ path: file, fullPage: true });
+        console.error(`screenshot saved: ${file}`);
+      } catch {
+        // The page may be gone already.
+      }
+      if (person.logs.length) console.error(person.logs.join('\n'));
+    }
+    const s = server();
+    if (s) console.error(`--- server log (tail) ---\n${s.log.slice(-4000)}`);
+    throw error;
+  }
+}

@@ -1,0 +1,229 @@
+//! `/d/{id}`: one document. Owns the CollabSession's lifetime; the editor,
+//! title, presence and save state all hang off it.
+
+import { useEffect, useRef, useState } from 'react';
+
+import { ApiError, displayTitle, getDocument, recalledTitle, rememberDocument, renameDocument, UNTITLED } from '../api';
+import { usePeers, useSaveState } from '../collab/react';
+import { CollabSession } from '../collab/session';
+import { AppHeader } from '../components/AppHeader';
+import { AvatarStack } from '../components/Avatars';
+import { Icon } from '../components/Icon';
+import { SaveIndicator } from '../components/SaveIndicator';
+import { CollaborativeEditor } from '../editor/CollaborativeEditor';
+import { useIdentity } from '../identity';
+import { Link, useDocumentTitle } from '../router';
+
+function wsBase(): string {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+}
+
+export default function EditorPage({ docId }: { docId: string }) {
+  const { identity } = useIdentity();
+  const [session, setSession] = useState<CollabSession | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const [missing, setMissing] = useState(false);
+  const identityRef = useRef(identity);
+  identityRef.current = identity;
+
+  useEffect(() => {
+    const s = new CollabSession({ docId, wsBase: wsBase(), user: identityRef.current });
+    setSession(s);
+    setLoaded(false);
+    void s.loaded.then(() => setLoaded(true));
+    void s.start();
+    return () => s.destroy();
+  }, [docId]);
+
+  useEffect(() => {
+    session?.setUser(identity);
+  }, [session, identity]);
+
+  // Ask the server whether the document exists; offline, trust the local copy.
+  useEffect(() => {
+    let cancelled = false;
+    getDocument(docId).then(
+      (doc) => {
+        if (!cancelled) rememberDocument(doc);
+      },
+      (error) => {
+        if (!cancelled && error instanceof ApiError && error.status === 404) setMissing(true);
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [docId]);
+
+  if (missing) return <MissingDocument />;
+  if (!session) return null;
+  return <EditorScreen key={docId} session={session} docId={docId} loaded={loaded} />;
+}
+
+function EditorScreen({ session, docId, loaded }: { session: CollabSession; docId: string; loaded: boolean }) {
+  const { identity } = useIdentity();
+  const saveState = useSaveState(session);
+  const peers = usePeers(session);
+  const deleted = saveState.kind === 'error' && saveState.error.code === 'deleted';
+
+  return (
+    <div className="page editor-page">
+      <AppHeader>
+        <div className="doc-heading">
+          <Link href="/" className="icon-button back-link" aria-label="All documents" title="All documents">
+            <Icon name="back" />
+          </Link>
+          <TitleField docId={docId} />
+          <SaveIndicator state={saveState} />
+        </div>
+        <AvatarStack people={peers} label="In this document" />
+      </AppHeader>
+
+      {saveState.kind === 'error' && (
+        <div className="banner banner-error" role="alert" data-testid="session-error">
+          <Icon name="warning" />
+          <span>{saveState.error.message}</span>
+          {deleted ? (
+            <Link href="/" className="button">
+              Back to documents
+            </Link>
+          ) : (
+            saveState.error.retryable && (
+              <button type="button" className="button" onClick={() => session.retry()}>
+                Try again
+              </button>
+            )
+          )}
+        </div>
+      )}
+
+      <main id="main" className="editor-main">
+        {loaded ? (
+          <CollaborativeEditor session={session} user={identity} readOnly={deleted} />
+        ) : (
+          <div className="paper-wrap">
+            <div className="paper paper-loading" aria-busy="true">
+              Opening document…
+            </div>
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}
+
+/** The title: edited in place, saved with PATCH shortly after typing stops. */
+function TitleField({ docId }: { docId: string }) {
+  const [title, setTitle] = useState(() => recalledTitle(docId) ?? '');
+  const [error, setError] = useState<string | null>(null);
+  const saved = useRef(title);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const editing = useRef(false);
+  useDocumentTitle(`${displayTitle(title)} — Quire`);
+
+  // Load (and refresh on focus) the server's title unless the user is typing one.
+  useEffect(() => {
+    let cancelled = false;
+    const load = () =>
+      getDocument(docId).then(
+        (doc) => {
+          if (cancelled || editing.current) return;
+          saved.current = doc.title;
+          setTitle(doc.title);
+        },
+        () => {},
+      );
+    void load();
+    window.addEventListener('focus', load);
+    return () => {
+      cancelled = true;
+      window.removeEventListener('focus', load);
+    };
+  }, [docId]);
+
+  const save = async (value: string) => {
+    if (timer.current) clearTimeout(timer.current);
+    timer.current = null;
+    const next = value.trim();
+    if (next === saved.current.trim()) return;
+    try {
+      const doc = await renameDocument(docId, next);
+      saved.current = doc.title;
+      rememberDocument(doc);
+      setError(null);
+    } catch (e) {
+      setError(e instanceof ApiError && !e.isNetwork ? e.message : 'Title not saved yet — will retry when back online.');
+    }
+  };
+
+  // A title typed offline is sent when the network returns.
+  useEffect(() => {
+    const retry = () => {
+      if (error) void save(title);
+    };
+    window.addEventListener('online', retry);
+    return () => window.removeEventListener('online', retry);
+  });
+
+  return (
+    <div className="title-field">
+      <label htmlFor="doc-title" className="visually-hidden">
+        Document title
+      </label>
+      <input
+        id="doc-title"
+        className="title-input"
+        value={title}
+        placeholder={UNTITLED}
+        maxLength={200}
+        autoComplete="off"
+        spellCheck
+        data-testid="doc-title"
+        aria-describedby={error ? 'title-error' : undefined}
+        onFocus={() => (editing.current = true)}
+        onChange={(e) => {
+          setTitle(e.target.value);
+          if (timer.current) clearTimeout(timer.current);
+          const value = e.target.value;
+          timer.current = setTimeout(() => void save(value), 700);
+        }}
+        onBlur={() => {
+          editing.current = false;
+          void save(title);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter') {
+            e.preventDefault();
+            void save(title);
+            (document.querySelector('#editor-content') as HTMLElement | null)?.focus();
+          } else if (e.key === 'Escape') {
+            setTitle(saved.current);
+            (e.target as HTMLInputElement).blur();
+          }
+        }}
+      />
+      {error && (
+        <span id="title-error" className="title-error" role="alert">
+          {error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+function MissingDocument() {
+  useDocumentTitle('Not found — Quire');
+  return (
+    <div className="page">
+      <AppHeader />
+      <main id="main" className="empty">
+        <Icon name="doc" className="empty-icon" />
+        <h1>This document does not exist</h1>
+        <p>It may have been deleted, or the link is mistyped.</p>
+        <Link href="/" className="button button-primary">
+          Back to documents
+        </Link>
+      </main>
+    </div>
+  );
+}

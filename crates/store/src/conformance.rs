@@ -1,0 +1,1016 @@
+//! The behaviour every [`DocStore`] must have, written once and run against
+//! each backend (the idea of zed's `test_both_dbs!`). A backend passes if each
+//! check returns; a check that finds a violation panics with what it saw.
+//!
+//! A backend's test file supplies a [`Harness`] (how to open *fresh* storage,
+//! and the same storage again) and expands
+//! [`doc_store_conformance!`](crate::doc_store_conformance), which writes one
+//! `#[test]` per check:
+//!
+//! ```ignore
+//! // Cargo.toml: [dev-dependencies] quire-store = { ..., features = ["conformance"] }
+//! struct MyHarness { /* e.g. a temp dir */ }
+//!
+//! #[async_trait::async_trait]
+//! impl quire_store::conformance::Harness for MyHarness {
+//!     async fn open(&self) -> Arc<dyn DocStore> { /* ... */ }
+//! }
+//!
+//! async fn fresh() -> MyHarness { /* new, empty storage */ }
+//!
+//! quire_store::doc_store_conformance!(fresh());
+//! ```
+//!
+//! The checks are also plain `pub async fn`s, to call one by one.
+//!
+//! Checks never sleep: concurrent ones run real tasks on a multi-threaded
+//! runtime and wait for them to finish.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use quire_types::{DocId, Seq, UnixMillis};
+use tokio::task::JoinSet;
+
+use crate::{Append, CompactOutcome, DocStore, ListQuery, Snapshot, StoreError, StoredDoc};
+
+/// How the suite reaches the storage under test. Each test gets its own
+/// harness over fresh, empty storage (a new file, a new schema ...).
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens the harness's storage. Every call opens the *same* storage, so a
+    /// store opened second sees what the first committed, as after a restart
+    /// or on another node. Panics if the storage can't be opened: an
+    /// unreachable database must fail the suite, not skip it.
+    async fn open(&self) -> Arc<dyn DocStore>;
+
+    /// Over how many stores opened on the same storage the concurrent checks
+    /// spread their tasks, like nodes of a cluster sharing one database.
+    /// Embedded storage with one writer per process keeps the default, 1.
+    fn nodes(&self) -> usize {
+        1
+    }
+
+    /// Releases the storage after a check passed (e.g. drops a schema).
+    async fn cleanup(&self) {}
+}
+
+/// Runs one check on a fresh multi-threaded runtime, so that concurrent
+/// checks really run in parallel.
+pub fn run<F: Future>(check: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+        .block_on(check)
+}
+
+/// Writes one `#[test]` per conformance check, each on storage from
+/// `$harness`: an expression evaluating to a future of a [`Harness`], e.g. a
+/// call to an `async fn`. It is evaluated anew for every test. Expand it once
+/// per module; the tests are named after the checks.
+#[macro_export]
+macro_rules! doc_store_conformance {
+    ($harness:expr) => {
+        $crate::doc_store_conformance!(@checks $harness;
+            empty_batch_appends_nothing,
+            append_assigns_gap_free_seqs_per_document,
+            batch_spans_documents,
+            unknown_document_loads_empty,
+            tail_returns_only_later_rows,
+            load_is_snapshot_then_tail,
+            compaction_deletes_only_covered_rows,
+            stale_compaction_is_superseded,
+            compaction_is_idempotent,
+            compaction_refuses_impossible_snapshots,
+            seqs_continue_after_compaction,
+            concurrent_appends_are_gap_free,
+            opposing_batches_do_not_deadlock,
+            tail_readers_never_skip_rows,
+            compaction_racing_appends_loses_no_row,
+            concurrent_compactions_have_one_winner,
+            document_metadata_lifecycle,
+            append_creates_untitled_document,
+            list_documents_newest_first,
+            list_documents_filters_and_limits,
+            delete_removes_log_and_snapshot,
+            data_survives_reopen,
+            ping_answers,
+        );
+    };
+    (@checks $harness:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::conformance::run(async {
+                    let harness = $harness.await;
+                    $crate::conformance::$check(&harness).await;
+                    $crate::conformance::Harness::cleanup(&harness).await;
+                });
+            }
+        )*
+    };
+}
+
+fn doc(id: &str) -> DocId {
+    DocId::new(id).expect("test document ids are valid")
+}
+
+fn append(d: &DocId, data: &str) -> Append {
+    Append {
+        doc: d.clone(),
+        update: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+fn seqs(values: &[i64]) -> Vec<Seq> {
+    values.iter().copied().map(Seq).collect()
+}
+
+fn tail_seqs(stored: &StoredDoc) -> Vec<i64> {
+    stored.tail.iter().map(|e| e.seq.0).collect()
+}
+
+fn tail_data(stored: &StoredDoc) -> Vec<String> {
+    stored
+        .tail
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.update).into_owned())
+        .collect()
+}
+
+fn snapshot(upto: i64, data: &str) -> Snapshot {
+    Snapshot {
+        upto: Seq(upto),
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+/// Appends `count` updates to `d`, one call each, with data `"{prefix}{i}"`.
+async fn append_each(store: &dyn DocStore, d: &DocId, prefix: &str, count: usize) {
+    for i in 0..count {
+        store
+            .append(&[append(d, &format!("{prefix}{i}"))])
+            .await
+            .expect("append");
+    }
+}
+
+/// Returns once the wall clock has moved past `t`. Stores stamp times in
+/// whole milliseconds from the same clock, so this is what makes "updated
+/// later" observable; it waits at most a millisecond and for no event.
+async fn past(t: UnixMillis) {
+    while UnixMillis::now() <= t {
+        tokio::task::yield_now().await;
+    }
+}
+
+pub async fn empty_batch_appends_nothing(h: &dyn Harness) {
+    let store = h.open().await;
+    assert_eq!(
+        store.append(&[]).await.expect("empty append"),
+        Vec::<Seq>::new()
+    );
+    let listed = store
+        .list_documents(&ListQuery::default())
+        .await
+        .expect("list");
+    assert!(
+        listed.is_empty(),
+        "an empty batch created documents: {listed:?}"
+    );
+}
+
+pub async fn append_assigns_gap_free_seqs_per_document(h: &dyn Harness) {
+    let store = h.open().await;
+    let (a, b) = (doc("a"), doc("b"));
+    for expected in 1..=3 {
+        let got = store
+            .append(&[append(&a, &format!("a{expected}"))])
+            .await
+            .expect("append");
+        assert_eq!(got, seqs(&[expected]));
+    }
+    // Another document has its own sequence.
+    let got = store
+        .append(&[append(&b, "b1"), append(&b, "b2")])
+        .await
+        .expect("append");
+    assert_eq!(got, seqs(&[1, 2]));
+    let got = store
+        .append(&[append(&a, "a4"), append(&a, "a5")])
+        .await
+        .expect("append");
+    assert_eq!(got, seqs(&[4, 5]));
+
+    let loaded = store.load(&a).await.expect("load");
+    assert_eq!(loaded.snapshot, None);
+    assert_eq!(tail_seqs(&loaded), vec![1, 2, 3, 4, 5]);
+    assert_eq!(tail_data(&loaded), vec!["a1", "a2", "a3", "a4", "a5"]);
+    assert_eq!(loaded.last_seq(), Seq(5));
+    let loaded = store.load(&b).await.expect("load");
+    assert_eq!(tail_data(&loaded), vec!["b1", "b2"]);
+}
+
+pub async fn batch_spans_documents(h: &dyn Harness) {
+    let store = h.open().await;
+    let (a, b, c) = (doc("doc-a"), doc("doc-b"), doc("doc-c"));
+    store.append(&[append(&a, "a1")]).await.expect("append");
+    // Out of id order on purpose: results must follow batch order.
+    let batch = [
+        append(&c, "c1"),
+        append(&a, "a2"),
+        append(&b, "b1"),
+        append(&a, "a3"),
+        append(&c, "c2"),
+    ];
+    let got = store.append(&batch).await.expect("append");
+    assert_eq!(got, seqs(&[1, 2, 1, 3, 2]));
+    assert_eq!(
+        tail_data(&store.load(&a).await.expect("load")),
+        vec!["a1", "a2", "a3"]
+    );
+    assert_eq!(tail_data(&store.load(&b).await.expect("load")), vec!["b1"]);
+    assert_eq!(
+        tail_data(&store.load(&c).await.expect("load")),
+        vec!["c1", "c2"]
+    );
+}
+
+pub async fn unknown_document_loads_empty(h: &dyn Harness) {
+    let store = h.open().await;
+    let nobody = doc("never-written");
+    assert_eq!(
+        store.load(&nobody).await.expect("load"),
+        StoredDoc::default()
+    );
+    assert_eq!(
+        store.tail(&nobody, Seq(0)).await.expect("tail"),
+        StoredDoc::default()
+    );
+    assert_eq!(store.document(&nobody).await.expect("document"), None);
+    // Reading must not create it.
+    assert!(
+        store
+            .list_documents(&ListQuery::default())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+pub async fn tail_returns_only_later_rows(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("tailed");
+    append_each(&*store, &d, "u", 5).await;
+    let t = store.tail(&d, Seq(3)).await.expect("tail");
+    assert_eq!(t.snapshot, None);
+    assert_eq!(tail_seqs(&t), vec![4, 5]);
+    assert_eq!(tail_data(&t), vec!["u3", "u4"]);
+    assert_eq!(
+        tail_seqs(&store.tail(&d, Seq(0)).await.expect("tail")),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        store.tail(&d, Seq(5)).await.expect("tail"),
+        StoredDoc::default()
+    );
+    assert_eq!(
+        store.tail(&d, Seq(99)).await.expect("tail"),
+        StoredDoc::default()
+    );
+}
+
+pub async fn load_is_snapshot_then_tail(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("loaded");
+    append_each(&*store, &d, "u", 5).await;
+    let outcome = store
+        .compact(&d, None, snapshot(3, "s0-2"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot, Some(snapshot(3, "s0-2")));
+    assert_eq!(tail_seqs(&loaded), vec![4, 5]);
+    assert_eq!(tail_data(&loaded), vec!["u3", "u4"]);
+    assert_eq!(loaded.last_seq(), Seq(5));
+
+    // A reader behind the snapshot gets it, since the rows it needs are gone.
+    let behind = store.tail(&d, Seq(1)).await.expect("tail");
+    assert_eq!(behind, loaded);
+    // A reader at or past the snapshot gets only rows.
+    let at = store.tail(&d, Seq(3)).await.expect("tail");
+    assert_eq!(at.snapshot, None);
+    assert_eq!(tail_seqs(&at), vec![4, 5]);
+    let past_it = store.tail(&d, Seq(4)).await.expect("tail");
+    assert_eq!(past_it.snapshot, None);
+    assert_eq!(tail_seqs(&past_it), vec![5]);
+
+    // Everything compacted: the snapshot alone.
+    let outcome = store
+        .compact(&d, Some(Seq(3)), snapshot(5, "s0-4"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot, Some(snapshot(5, "s0-4")));
+    assert!(loaded.tail.is_empty());
+    assert_eq!(loaded.last_seq(), Seq(5));
+}
+
+pub async fn compaction_deletes_only_covered_rows(h: &dyn Harness) {
+    let store = h.open().await;
+    let (d, other) = (doc("compacted"), doc("bystander"));
+    append_each(&*store, &d, "u", 4).await;
+    append_each(&*store, &other, "o", 3).await;
+    let outcome = store
+        .compact(&d, None, snapshot(2, "s"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    // Rows past upto stay, with their data; rows of other documents stay.
+    assert_eq!(
+        tail_data(&store.tail(&d, Seq(2)).await.expect("tail")),
+        vec!["u2", "u3"]
+    );
+    assert_eq!(
+        tail_seqs(&store.load(&other).await.expect("load")),
+        vec![1, 2, 3]
+    );
+    assert_eq!(store.load(&other).await.expect("load").snapshot, None);
+
+    append_each(&*store, &d, "v", 2).await;
+    let outcome = store
+        .compact(&d, Some(Seq(2)), snapshot(4, "s2"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot, Some(snapshot(4, "s2")));
+    assert_eq!(tail_seqs(&loaded), vec![5, 6]);
+    assert_eq!(tail_data(&loaded), vec!["v0", "v1"]);
+}
+
+pub async fn stale_compaction_is_superseded(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("raced");
+    append_each(&*store, &d, "u", 5).await;
+    let outcome = store
+        .compact(&d, None, snapshot(2, "first"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    let before = store.load(&d).await.expect("load");
+
+    // Base "no snapshot" is stale now, and so is a wrong base.
+    for stale in [None, Some(Seq(1)), Some(Seq(4))] {
+        let outcome = store
+            .compact(&d, stale, snapshot(4, "stale"))
+            .await
+            .expect("compact");
+        assert_eq!(outcome, CompactOutcome::Superseded, "base {stale:?}");
+        assert_eq!(
+            store.load(&d).await.expect("load"),
+            before,
+            "a superseded compaction changed the document"
+        );
+    }
+
+    // The right base still works.
+    let outcome = store
+        .compact(&d, Some(Seq(2)), snapshot(4, "second"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    assert_eq!(
+        store.load(&d).await.expect("load").snapshot,
+        Some(snapshot(4, "second"))
+    );
+}
+
+pub async fn compaction_is_idempotent(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("twice");
+    append_each(&*store, &d, "u", 4).await;
+    let outcome = store
+        .compact(&d, None, snapshot(3, "s"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    let after_first = store.load(&d).await.expect("load");
+
+    // A retry of the same call (say, after a lost reply) changes nothing.
+    let outcome = store
+        .compact(&d, None, snapshot(3, "s"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Superseded);
+    assert_eq!(store.load(&d).await.expect("load"), after_first);
+
+    // Re-compacting onto the same upto replaces the data, deletes nothing.
+    let outcome = store
+        .compact(&d, Some(Seq(3)), snapshot(3, "s'"))
+        .await
+        .expect("compact");
+    assert_eq!(outcome, CompactOutcome::Compacted);
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot, Some(snapshot(3, "s'")));
+    assert_eq!(tail_seqs(&loaded), vec![4]);
+}
+
+pub async fn compaction_refuses_impossible_snapshots(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("guarded");
+    append_each(&*store, &d, "u", 3).await;
+    store
+        .compact(&d, None, snapshot(2, "s"))
+        .await
+        .expect("compact");
+    let before = store.load(&d).await.expect("load");
+
+    // Claims rows that don't exist yet: later appends would be hidden.
+    assert!(
+        store
+            .compact(&d, Some(Seq(2)), snapshot(4, "x"))
+            .await
+            .is_err()
+    );
+    // Older than its base: rows the base absorbed would be lost.
+    assert!(
+        store
+            .compact(&d, Some(Seq(2)), snapshot(1, "x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.load(&d).await.expect("load"), before);
+
+    // No document, no snapshot (and compaction must not create one).
+    let ghost = doc("ghost");
+    let err = store.compact(&ghost, None, snapshot(0, "x")).await;
+    assert!(matches!(err, Err(StoreError::NotFound)), "{err:?}");
+    assert_eq!(store.document(&ghost).await.expect("document"), None);
+    assert_eq!(
+        store.load(&ghost).await.expect("load"),
+        StoredDoc::default()
+    );
+}
+
+pub async fn seqs_continue_after_compaction(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("continued");
+    append_each(&*store, &d, "u", 3).await;
+    // Compacting every row empties the log; numbering must not restart.
+    store
+        .compact(&d, None, snapshot(3, "s"))
+        .await
+        .expect("compact");
+    let got = store.append(&[append(&d, "next")]).await.expect("append");
+    assert_eq!(got, seqs(&[4]));
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot.as_ref().map(|s| s.upto), Some(Seq(3)));
+    assert_eq!(tail_seqs(&loaded), vec![4]);
+}
+
+/// The stores the concurrent checks spread their tasks over: one per node.
+async fn open_nodes(h: &dyn Harness) -> Vec<Arc<dyn DocStore>> {
+    let mut nodes = Vec::new();
+    for _ in 0..h.nodes().max(1) {
+        nodes.push(h.open().await);
+    }
+    nodes
+}
+
+/// Spawns `tasks` tasks, each appending `per_task` single updates to `d`
+/// (data `"{task}:{i}"`) through the nodes in turn, and returning every
+/// (seq, data) it was given.
+fn spawn_appenders(
+    set: &mut JoinSet<Vec<(Seq, Bytes)>>,
+    nodes: &[Arc<dyn DocStore>],
+    d: &DocId,
+    tasks: usize,
+    per_task: usize,
+) {
+    for task in 0..tasks {
+        let store = Arc::clone(&nodes[task % nodes.len()]);
+        let d = d.clone();
+        set.spawn(async move {
+            let mut given = Vec::with_capacity(per_task);
+            for i in 0..per_task {
+                let data = Bytes::from(format!("{task}:{i}"));
+                let batch = [Append {
+                    doc: d.clone(),
+                    update: data.clone(),
+                }];
+                let got = store.append(&batch).await.expect("concurrent append");
+                given.push((got[0], data));
+            }
+            given
+        });
+    }
+}
+
+/// Checks that `given` (seq, data) pairs use seqs exactly 1..=n, each once,
+/// and returns them keyed by seq.
+fn gap_free(given: impl IntoIterator<Item = (Seq, Bytes)>, n: usize) -> BTreeMap<i64, Bytes> {
+    let mut rows = BTreeMap::new();
+    for (seq, data) in given {
+        assert!(
+            rows.insert(seq.0, data).is_none(),
+            "seq {} handed out twice",
+            seq.0
+        );
+    }
+    let expected: Vec<i64> = (1..=n as i64).collect();
+    assert_eq!(
+        rows.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "seqs are not gap-free"
+    );
+    rows
+}
+
+/// Waits for the appenders and checks what they were given with [`gap_free`].
+async fn appended_rows(mut set: JoinSet<Vec<(Seq, Bytes)>>, n: usize) -> BTreeMap<i64, Bytes> {
+    let mut given = Vec::new();
+    while let Some(task) = set.join_next().await {
+        given.extend(task.expect("appender task"));
+    }
+    gap_free(given, n)
+}
+
+fn log_rows(stored: StoredDoc) -> BTreeMap<i64, Bytes> {
+    stored
+        .tail
+        .into_iter()
+        .map(|e| (e.seq.0, e.update))
+        .collect()
+}
+
+pub async fn concurrent_appends_are_gap_free(h: &dyn Harness) {
+    let nodes = open_nodes(h).await;
+    let d = doc("busy");
+    let (tasks, per_task) = (16, 20);
+    let mut set = JoinSet::new();
+    spawn_appenders(&mut set, &nodes, &d, tasks, per_task);
+    let rows = appended_rows(set, tasks * per_task).await;
+    for node in &nodes {
+        let stored = log_rows(node.load(&d).await.expect("load"));
+        assert_eq!(
+            stored, rows,
+            "the log differs from what the appenders were told"
+        );
+    }
+}
+
+pub async fn opposing_batches_do_not_deadlock(h: &dyn Harness) {
+    // Batches naming the same documents in opposite orders, at once: a store
+    // that locked documents in batch order could deadlock here.
+    let nodes = open_nodes(h).await;
+    let (a, b) = (doc("left"), doc("right"));
+    let (tasks, per_task) = (8, 15);
+    let mut set = JoinSet::new();
+    for task in 0..tasks {
+        let store = Arc::clone(&nodes[task % nodes.len()]);
+        let (a, b) = if task % 2 == 0 {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        set.spawn(async move {
+            let mut given = Vec::new();
+            for i in 0..per_task {
+                let data = Bytes::from(format!("{task}:{i}"));
+                let batch = [
+                    Append {
+                        doc: a.clone(),
+                        update: data.clone(),
+                    },
+                    Append {
+                        doc: b.clone(),
+                        update: data.clone(),
+                    },
+                ];
+                let got = store.append(&batch).await.expect("append");
+                given.push((a.clone(), got[0], data.clone()));
+                given.push((b.clone(), got[1], data));
+            }
+            given
+        });
+    }
+    let mut per_doc: BTreeMap<DocId, Vec<(Seq, Bytes)>> = BTreeMap::new();
+    while let Some(task) = set.join_next().await {
+        for (d, seq, data) in task.expect("appender task") {
+            per_doc.entry(d).or_default().push((seq, data));
+        }
+    }
+    for d in [&a, &b] {
+        let given = per_doc.remove(d).unwrap_or_default();
+        let rows = gap_free(given, tasks * per_task);
+        assert_eq!(log_rows(nodes[0].load(d).await.expect("load")), rows);
+    }
+}
+
+pub async fn tail_readers_never_skip_rows(h: &dyn Harness) {
+    let nodes = open_nodes(h).await;
+    let d = doc("followed");
+    let (tasks, per_task) = (4, 40);
+    let mut set = JoinSet::new();
+    spawn_appenders(&mut set, &nodes, &d, tasks, per_task);
+    let writers_done = Arc::new(AtomicBool::new(false));
+
+    // A node healing from the log: it asks for rows after the last one it has
+    // and must never see row n+1 while row n is still uncommitted.
+    let reader = {
+        let store = Arc::clone(&nodes[nodes.len() - 1]);
+        let d = d.clone();
+        let writers_done = Arc::clone(&writers_done);
+        tokio::spawn(async move {
+            let mut last = Seq(0);
+            let mut seen = BTreeMap::new();
+            loop {
+                // Read the flag first: if the writers were done before this
+                // tail, the tail holds every row.
+                let done = writers_done.load(Ordering::Acquire);
+                let t = store.tail(&d, last).await.expect("tail");
+                assert_eq!(t.snapshot, None);
+                for e in t.tail {
+                    assert_eq!(
+                        e.seq.0,
+                        last.0 + 1,
+                        "the reader skipped a row after {}",
+                        last.0
+                    );
+                    last = e.seq;
+                    seen.insert(e.seq.0, e.update);
+                }
+                if done {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let rows = appended_rows(set, tasks * per_task).await;
+    writers_done.store(true, Ordering::Release);
+    let seen = reader.await.expect("reader task");
+    assert_eq!(seen, rows);
+}
+
+/// One compactor: until `stop`, loads the document and folds its tail into a
+/// new snapshot. The "merge" is concatenation, one line per update, so the
+/// final snapshot shows exactly which rows it absorbed.
+fn spawn_compactor(
+    set: &mut JoinSet<()>,
+    store: &Arc<dyn DocStore>,
+    d: &DocId,
+    stop: &Arc<AtomicBool>,
+) {
+    let (store, d, stop) = (Arc::clone(store), d.clone(), Arc::clone(stop));
+    set.spawn(async move {
+        while !stop.load(Ordering::Acquire) {
+            let loaded = store.load(&d).await.expect("load while compacting");
+            let base = loaded.snapshot.as_ref().map(|s| s.upto);
+            if loaded.tail.is_empty() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let upto = loaded.last_seq();
+            let mut data = loaded.snapshot.map(|s| s.data.to_vec()).unwrap_or_default();
+            for entry in &loaded.tail {
+                data.extend_from_slice(&entry.update);
+                data.push(b'\n');
+            }
+            store
+                .compact(
+                    &d,
+                    base,
+                    Snapshot {
+                        upto,
+                        data: data.into(),
+                    },
+                )
+                .await
+                .expect("compact while appending");
+        }
+    });
+}
+
+pub async fn compaction_racing_appends_loses_no_row(h: &dyn Harness) {
+    let nodes = open_nodes(h).await;
+    let d = doc("hot");
+    let (tasks, per_task) = (4, 40);
+    let mut appenders = JoinSet::new();
+    spawn_appenders(&mut appenders, &nodes, &d, tasks, per_task);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut compactors = JoinSet::new();
+    for i in 0..2 {
+        spawn_compactor(&mut compactors, &nodes[i % nodes.len()], &d, &stop);
+    }
+    let rows = appended_rows(appenders, tasks * per_task).await;
+    stop.store(true, Ordering::Release);
+    while let Some(done) = compactors.join_next().await {
+        done.expect("compactor task");
+    }
+
+    let loaded = nodes[0].load(&d).await.expect("load");
+    let upto = loaded.snapshot.as_ref().map_or(0, |s| s.upto.0);
+    let absorbed: Vec<Bytes> = loaded.snapshot.as_ref().map_or_else(Vec::new, |s| {
+        s.data
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(Bytes::copy_from_slice)
+            .collect()
+    });
+    let expected_absorbed: Vec<Bytes> = rows.range(..=upto).map(|(_, data)| data.clone()).collect();
+    assert_eq!(
+        absorbed, expected_absorbed,
+        "the snapshot did not absorb exactly rows 1..={upto}"
+    );
+    let expected_tail: BTreeMap<i64, Bytes> = rows
+        .range(upto + 1..)
+        .map(|(s, d)| (*s, d.clone()))
+        .collect();
+    assert_eq!(
+        log_rows(loaded),
+        expected_tail,
+        "rows after the snapshot were lost or changed"
+    );
+}
+
+pub async fn concurrent_compactions_have_one_winner(h: &dyn Harness) {
+    let nodes = open_nodes(h).await;
+    let d = doc("contested");
+    append_each(&*nodes[0], &d, "u", 10).await;
+    let mut set = JoinSet::new();
+    for i in 0..8 {
+        let (store, d) = (Arc::clone(&nodes[i % nodes.len()]), d.clone());
+        set.spawn(async move {
+            let snap = snapshot(10, &format!("by-{i}"));
+            let outcome = store
+                .compact(&d, None, snap.clone())
+                .await
+                .expect("compact");
+            (outcome, snap)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = set.join_next().await {
+        let (outcome, snap) = result.expect("compactor task");
+        if outcome == CompactOutcome::Compacted {
+            winners.push(snap);
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one compaction from the same base may win"
+    );
+    let loaded = nodes[0].load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot.as_ref(), winners.first());
+    assert!(loaded.tail.is_empty());
+}
+
+pub async fn document_metadata_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    let d = doc("meta");
+    let before = UnixMillis::now();
+    let created = store.create_document(&d, "Plans").await.expect("create");
+    let after = UnixMillis::now();
+    assert_eq!(created.id, d);
+    assert_eq!(created.title, "Plans");
+    assert!(before <= created.created_at && created.created_at <= after);
+    assert_eq!(created.updated_at, created.created_at);
+    assert_eq!(
+        store.document(&d).await.expect("document"),
+        Some(created.clone())
+    );
+
+    let again = store.create_document(&d, "Other").await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
+    assert_eq!(
+        store.document(&d).await.expect("document").map(|m| m.title),
+        Some("Plans".into())
+    );
+
+    past(created.updated_at).await;
+    let renamed = store
+        .rename_document(&d, "Plans for 2027")
+        .await
+        .expect("rename");
+    assert_eq!(renamed.title, "Plans for 2027");
+    assert_eq!(renamed.created_at, created.created_at);
+    assert!(renamed.updated_at > created.updated_at);
+    assert_eq!(store.document(&d).await.expect("document"), Some(renamed));
+
+    let missing = doc("missing");
+    let err = store.rename_document(&missing, "x").await;
+    assert!(matches!(err, Err(StoreError::NotFound)), "{err:?}");
+    assert_eq!(store.document(&missing).await.expect("document"), None);
+
+    store.delete_document(&d).await.expect("delete");
+    assert_eq!(store.document(&d).await.expect("document"), None);
+    let err = store.delete_document(&d).await;
+    assert!(matches!(err, Err(StoreError::NotFound)), "{err:?}");
+    // The id is free again.
+    store
+        .create_document(&d, "Reborn")
+        .await
+        .expect("create after delete");
+}
+
+pub async fn append_creates_untitled_document(h: &dyn Harness) {
+    let store = h.open().await;
+    let fresh = doc("implicit");
+    let before = UnixMillis::now();
+    store.append(&[append(&fresh, "u")]).await.expect("append");
+    let meta = store
+        .document(&fresh)
+        .await
+        .expect("document")
+        .expect("append created the document");
+    assert_eq!(meta.title, "Untitled");
+    assert!(meta.created_at >= before);
+
+    let titled = doc("titled");
+    let created = store
+        .create_document(&titled, "Keep me")
+        .await
+        .expect("create");
+    past(created.updated_at).await;
+    store.append(&[append(&titled, "u")]).await.expect("append");
+    let meta = store
+        .document(&titled)
+        .await
+        .expect("document")
+        .expect("document");
+    assert_eq!(meta.title, "Keep me");
+    assert_eq!(meta.created_at, created.created_at);
+    assert!(
+        meta.updated_at > created.updated_at,
+        "append did not bump updated_at"
+    );
+}
+
+pub async fn list_documents_newest_first(h: &dyn Harness) {
+    let store = h.open().await;
+    let mut last = UnixMillis(0);
+    for (id, title) in [("first", "One"), ("second", "Two"), ("third", "Three")] {
+        past(last).await;
+        last = store
+            .create_document(&doc(id), title)
+            .await
+            .expect("create")
+            .updated_at;
+    }
+    let ids = |listed: Vec<crate::DocumentMeta>| {
+        listed
+            .into_iter()
+            .map(|m| m.id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let listed = store
+        .list_documents(&ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(ids(listed), vec!["third", "second", "first"]);
+
+    // Editing a document moves it to the top.
+    past(last).await;
+    store
+        .append(&[append(&doc("first"), "edit")])
+        .await
+        .expect("append");
+    let listed = store
+        .list_documents(&ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(ids(listed), vec!["first", "third", "second"]);
+
+    let query = ListQuery {
+        title_contains: None,
+        limit: Some(2),
+    };
+    assert_eq!(
+        ids(store.list_documents(&query).await.expect("list")),
+        vec!["first", "third"]
+    );
+    let query = ListQuery {
+        title_contains: None,
+        limit: Some(0),
+    };
+    assert!(store.list_documents(&query).await.expect("list").is_empty());
+}
+
+pub async fn list_documents_filters_and_limits(h: &dyn Harness) {
+    let store = h.open().await;
+    let titles = [
+        ("r1", "Quarterly Report"),
+        ("r2", "report draft"),
+        ("p1", "100% done"),
+        ("p2", "100 percent"),
+        ("u1", "a_b"),
+        ("u2", "axb"),
+        ("b1", "back\\slash"),
+    ];
+    for (id, title) in titles {
+        store
+            .create_document(&doc(id), title)
+            .await
+            .expect("create");
+    }
+    let titles_matching = |needle: &str, limit: Option<u32>| {
+        let store = Arc::clone(&store);
+        let query = ListQuery {
+            title_contains: Some(needle.to_string()),
+            limit,
+        };
+        async move {
+            let mut titles: Vec<String> = store
+                .list_documents(&query)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|m| m.title)
+                .collect();
+            titles.sort();
+            titles
+        }
+    };
+    assert_eq!(
+        titles_matching("REPORT", None).await,
+        vec!["Quarterly Report", "report draft"]
+    );
+    assert_eq!(titles_matching("rEpOrT", Some(1)).await.len(), 1);
+    // LIKE wildcards typed by a user match literally.
+    assert_eq!(titles_matching("%", None).await, vec!["100% done"]);
+    assert_eq!(titles_matching("_", None).await, vec!["a_b"]);
+    assert_eq!(titles_matching("\\", None).await, vec!["back\\slash"]);
+    assert!(titles_matching("nothing like it", None).await.is_empty());
+    assert_eq!(titles_matching("", None).await.len(), titles.len());
+}
+
+pub async fn delete_removes_log_and_snapshot(h: &dyn Harness) {
+    let store = h.open().await;
+    let (d, kept) = (doc("doomed"), doc("kept"));
+    append_each(&*store, &d, "u", 4).await;
+    store
+        .compact(&d, None, snapshot(2, "s"))
+        .await
+        .expect("compact");
+    append_each(&*store, &kept, "k", 2).await;
+
+    store.delete_document(&d).await.expect("delete");
+    assert_eq!(store.load(&d).await.expect("load"), StoredDoc::default());
+    assert_eq!(
+        store.tail(&d, Seq(0)).await.expect("tail"),
+        StoredDoc::default()
+    );
+    assert_eq!(store.document(&d).await.expect("document"), None);
+    assert_eq!(
+        tail_data(&store.load(&kept).await.expect("load")),
+        vec!["k0", "k1"]
+    );
+
+    // Writing again starts a new document, with nothing of the old one.
+    store.append(&[append(&d, "new")]).await.expect("append");
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(loaded.snapshot, None);
+    assert_eq!(tail_data(&loaded), vec!["new"]);
+}
+
+pub async fn data_survives_reopen(h: &dyn Harness) {
+    let d = doc("durable");
+    let (loaded, meta) = {
+        let store = h.open().await;
+        store.create_document(&d, "Durable").await.expect("create");
+        append_each(&*store, &d, "u", 3).await;
+        store
+            .compact(&d, None, snapshot(2, "s"))
+            .await
+            .expect("compact");
+        append_each(&*store, &d, "v", 1).await;
+        (
+            store.load(&d).await.expect("load"),
+            store.document(&d).await.expect("document"),
+        )
+    };
+    let store = h.open().await;
+    assert_eq!(store.load(&d).await.expect("load after reopening"), loaded);
+    assert_eq!(
+        store.document(&d).await.expect("document after reopening"),
+        meta
+    );
+    let got = store.append(&[append(&d, "w")]).await.expect("append");
+    assert_eq!(got, seqs(&[5]), "numbering restarted after reopening");
+}
+
+pub async fn ping_answers(h: &dyn Harness) {
+    let store = h.open().await;
+    store.ping().await.expect("ping");
+}

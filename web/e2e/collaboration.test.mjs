@@ -8,6 +8,7 @@ import {
   ALICE,
   BOB,
   editorText,
+  editorTexts,
   focusEnd,
   launchBrowser,
   openDocument,
@@ -133,6 +134,40 @@ describe('collaboration', { timeout: 90_000 }, () => {
       await openDocument(bob.page, server.url, id);
       await checkFormatting(bob.page);
       assert.equal(await editorText(bob.page), await editorText(page));
+      await closeAll();
+    });
+  });
+
+  test("a selection is not undone by the other person's typing", async (t) => {
+    await withDiagnostics(t, () => people, () => server, async () => {
+      const id = await server.createDocument('Selections');
+      const alice = await person(ALICE);
+      const bob = await person(BOB);
+      await openDocument(alice.page, server.url, id);
+      await waitForSaveState(alice.page, 'saved');
+      await focusEnd(alice.page);
+      const lines = ['first line to embolden', 'second line to embolden', 'third line to embolden'];
+      for (const line of lines) {
+        await alice.page.keyboard.type(line);
+        await alice.page.keyboard.press('Enter');
+      }
+      await alice.page.keyboard.type('Bob types below:');
+      await openDocument(bob.page, server.url, id);
+      await waitForSaveState(bob.page, 'saved');
+      await focusEnd(bob.page);
+
+      // Bob keeps typing while Alice selects each line and makes it bold.
+      const bobTyping = bob.page.keyboard.type(' lorem ipsum dolor sit amet'.repeat(4), { delay: 15 });
+      for (const line of lines) {
+        await alice.page.locator('.ProseMirror p', { hasText: line }).click();
+        await alice.page.keyboard.press('End');
+        await alice.page.keyboard.press('Shift+Home');
+        await alice.page.keyboard.press('Control+b');
+      }
+      await bobTyping;
+      await waitForConvergence(alice.page, bob.page, (s) => s.includes('amet lorem ipsum dolor sit amet'));
+      assert.deepEqual(await editorTexts(alice.page, 'strong'), lines);
+      assert.deepEqual(await editorTexts(bob.page, 'strong'), lines);
       await closeAll();
     });
   });

@@ -87,6 +87,11 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     );
     await bob.context.close();
 
+    // Carol has Groceries open while it is deleted.
+    const carol = await personContext(browser, { name: 'Carol Crane', color: '#2e7d32' });
+    people.push(carol);
+    await openDocument(carol.page, server.url, listId);
+
     // Delete, with a confirmation that can be cancelled.
     await page.getByRole('button', { name: 'Delete Groceries' }).click();
     const dialog = page.getByRole('dialog', { name: 'Delete this document?' });
@@ -99,6 +104,10 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     await dialog.getByRole('button', { name: 'Delete' }).click();
     await rows.filter({ hasText: 'Groceries' }).waitFor({ state: 'detached' });
     assert.equal((await server.api('GET', `/api/documents/${listId}`)).status, 404);
+    // Carol is told, and her editor stops accepting edits.
+    await carol.page.getByTestId('session-error').getByText('This document was deleted').waitFor({ timeout: 10_000 });
+    assert.equal(await carol.page.locator('.ProseMirror').getAttribute('contenteditable'), 'false');
+    assert.equal(await carol.page.getByTestId('save-state').getAttribute('data-state'), 'error');
     await page.reload();
     await rows.filter({ hasText: 'Quarterly plan' }).waitFor();
     assert.equal(await rows.filter({ hasText: 'Groceries' }).count(), 0);

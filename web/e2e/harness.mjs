@@ -231,6 +231,21 @@ export function editorText(page) {
 }
 
 /**
+ * Text of each element matching `selector` inside the editor, without caret labels.
+ * @param {import('playwright-core').Page} page
+ * @param {string} selector
+ */
+export function editorTexts(page, selector) {
+  return page.locator('.ProseMirror').evaluate((root, sel) => {
+    return [...root.querySelectorAll(sel)].map((el) => {
+      const clone = /** @type {HTMLElement} */ (el.cloneNode(true));
+      clone.querySelectorAll('.collaboration-carets__caret, .ProseMirror-widget').forEach((w) => w.remove());
+      return clone.textContent ?? '';
+    });
+  }, selector);
+}
+
+/**
  * Put the caret at the very end of the document.
  * @param {import('playwright-core').Page} page
  */

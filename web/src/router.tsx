@@ -21,9 +21,9 @@ function subscribe(listener: () => void) {
   };
 }
 
-export function navigate(path: string, { replace = false } = {}): void {
-  if (replace) history.replaceState(null, '', path);
-  else history.pushState(null, '', path);
+export function navigate(path: string, { replace = false, state = null as unknown } = {}): void {
+  if (replace) history.replaceState(state, '', path);
+  else history.pushState(state, '', path);
   for (const l of listeners) l();
   window.scrollTo(0, 0);
 }

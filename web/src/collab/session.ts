@@ -21,13 +21,14 @@ import type { UserIdentity } from './awareness';
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
 import { classifyClose } from './closeCodes';
 import { localStoreName } from './localCopy';
-import { countingWebSocket, MESSAGE_DURABLE_ACK, readDurableAck } from './durableAck';
+import { countingWebSocket, MESSAGE_DURABLE_ACK, MESSAGE_SYNC, readDurableAck } from './durableAck';
 import { realClock, ReconnectScheduler, type Clock } from './reconnect';
 import { initialSyncState, reduceSync, type SyncEvent, type SyncState } from './saveState';
 
 /** Tiptap's Collaboration extension binds to this XmlFragment by default. */
 export const EDITOR_FIELD = 'default';
 
+const MESSAGE_AWARENESS = 1;
 const MESSAGE_AUTH = 2;
 
 export interface NetworkMonitor {
@@ -88,6 +89,7 @@ export class CollabSession {
   private readonly clock: Clock;
   private readonly localStore: LocalStore | null;
   private unsubscribeNetwork: (() => void) | null = null;
+  private beforeRemoteChange: (() => void) | null = null;
   private started = false;
   private destroyed = false;
 
@@ -116,6 +118,15 @@ export class CollabSession {
       options.backoff ?? DEFAULT_BACKOFF,
     );
 
+    // Remote document changes and remote carets both re-render the editor;
+    // give it a chance to catch up with the page's selection first.
+    for (const type of [MESSAGE_SYNC, MESSAGE_AWARENESS]) {
+      const handle = this.provider.messageHandlers[type]!;
+      this.provider.messageHandlers[type] = (...args) => {
+        this.beforeRemoteChange?.();
+        handle(...args);
+      };
+    }
     this.provider.messageHandlers[MESSAGE_DURABLE_ACK] = (_encoder, decoder) => {
       // Nothing is written to the encoder, so nothing is sent back.
       this.dispatch({ type: 'ack', count: readDurableAck(decoder) });
@@ -191,6 +202,15 @@ export class CollabSession {
     this.scheduler.reset();
     this.scheduler.cancel();
     this.connectNow();
+  }
+
+  /**
+   * Called right before a sync or awareness message from the server is
+   * applied. The editor uses it to bring its selection up to date with the
+   * page first.
+   */
+  setBeforeRemoteChange(hook: (() => void) | null): void {
+    this.beforeRemoteChange = hook;
   }
 
   setUser(user: UserIdentity): void {

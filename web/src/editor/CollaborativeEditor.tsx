@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'react';
 
 import type { UserIdentity } from '../collab/awareness';
 import type { CollabSession } from '../collab/session';
-import { buildExtensions } from './extensions';
+import { buildExtensions, syncSelectionFromDom } from './extensions';
 import { LinkPopover } from './LinkPopover';
 import { Toolbar } from './Toolbar';
 
@@ -49,6 +49,14 @@ export function CollaborativeEditor({ session, user, readOnly = false }: Props) 
   useEffect(() => {
     editor?.setEditable(!readOnly);
   }, [editor, readOnly]);
+
+  useEffect(() => {
+    if (!editor) return;
+    session.setBeforeRemoteChange(() => {
+      if (!editor.isDestroyed && editor.view.hasFocus()) syncSelectionFromDom(editor);
+    });
+    return () => session.setBeforeRemoteChange(null);
+  }, [editor, session]);
 
   const words = useEditorState({
     editor,

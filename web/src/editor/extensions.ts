@@ -3,7 +3,7 @@
 //! labelled carets, word count, and our extra shortcuts.
 
 import { Extension, type AnyExtension, type Editor } from '@tiptap/core';
-import { TextSelection } from '@tiptap/pm/state';
+import { Plugin, PluginKey, TextSelection } from '@tiptap/pm/state';
 import Collaboration from '@tiptap/extension-collaboration';
 import CollaborationCaret from '@tiptap/extension-collaboration-caret';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
@@ -20,6 +20,24 @@ export interface ShortcutOptions {
 /** Shortcuts StarterKit lacks: link (Mod-K), horizontal rule, plain paragraph. */
 export const QuireShortcuts = Extension.create<ShortcutOptions>({
   name: 'quireShortcuts',
+  // Runs before every other keymap, so the selection fix below comes first.
+  priority: 10_000,
+  addProseMirrorPlugins() {
+    const editor = this.editor;
+    return [
+      new Plugin({
+        key: new PluginKey('quireSelectionBeforeKeys'),
+        props: {
+          handleKeyDown: (view, event) => {
+            // Keys sent in quick succession (automation, assistive tools)
+            // can outrun 'selectionchange': act on what the page shows.
+            if (!event.isComposing && event.keyCode !== 229 && !view.composing) syncSelectionFromDom(editor);
+            return false;
+          },
+        },
+      }),
+    ];
+  },
   addOptions() {
     return { onLink: () => {} };
   },
@@ -38,8 +56,11 @@ export const QuireShortcuts = Extension.create<ShortcutOptions>({
 
 /**
  * ProseMirror learns about selection changes from the browser's
- * `selectionchange` event, which fires a task later. A shortcut pressed right
- * after Shift+Home would otherwise act on the old selection.
+ * `selectionchange` event, which fires a task later. Until then its state
+ * holds the old selection, so a shortcut pressed right after Shift+Home would
+ * act on it, and a remote edit applied in that window would write it back to
+ * the page (y-tiptap restores the state's selection after remote changes),
+ * undoing what the user just selected. Calling this first closes the window.
  */
 export function syncSelectionFromDom(editor: Editor): void {
   const { view } = editor;
@@ -51,7 +72,10 @@ export function syncSelectionFromDom(editor: Editor): void {
     const head = view.posAtDOM(selection.focusNode, selection.focusOffset);
     const current = view.state.selection;
     if (current.anchor === anchor && current.head === head) return;
-    view.dispatch(view.state.tr.setSelection(TextSelection.create(view.state.doc, anchor, head)));
+    const { doc } = view.state;
+    // Only plain text selections; node selections are ProseMirror's own business.
+    if (!doc.resolve(anchor).parent.inlineContent || !doc.resolve(head).parent.inlineContent) return;
+    view.dispatch(view.state.tr.setSelection(TextSelection.create(doc, anchor, head)));
   } catch {
     // A position inside a node view or widget: keep ProseMirror's own idea.
   }

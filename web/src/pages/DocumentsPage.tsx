@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 
-import { ApiError, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta } from '../api';
+import { ApiError, UNTITLED, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta } from '../api';
 import { clearLocalCopy } from '../collab/localCopy';
 import { AvatarStack } from '../components/Avatars';
 import { ConfirmDialog } from '../components/ConfirmDialog';
@@ -66,7 +66,7 @@ export function DocumentsPage() {
     try {
       const doc = await createDocument();
       rememberDocument(doc);
-      navigate(documentPath(doc.id));
+      navigate(documentPath(doc.id), { state: { fresh: true } });
     } catch (error) {
       setNotice(error instanceof ApiError ? error.message : 'Could not create a document.');
       setCreating(false);
@@ -240,7 +240,7 @@ function RenameForm({ doc, onDone, onCancel }: { doc: DocumentMeta; onDone(doc: 
     event.preventDefault();
     setBusy(true);
     try {
-      onDone(await renameDocument(doc.id, title.trim()));
+      onDone(await renameDocument(doc.id, title.trim() || UNTITLED));
     } catch (e) {
       setError(e instanceof ApiError ? e.message : 'Could not rename.');
       setBusy(false);

@@ -76,7 +76,8 @@ function EditorScreen({ session, docId, loaded }: { session: CollabSession; docI
           <TitleField docId={docId} />
           <SaveIndicator state={saveState} />
         </div>
-        <AvatarStack people={peers} label="In this document" />
+        {/* You are the chip at the end of the header; these are the others. */}
+        <AvatarStack people={peers.filter((p) => !p.isSelf)} label="Also in this document" />
       </AppHeader>
 
       {saveState.kind === 'error' && (
@@ -119,7 +120,17 @@ function TitleField({ docId }: { docId: string }) {
   const saved = useRef(title);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const editing = useRef(false);
+  const inputRef = useRef<HTMLInputElement>(null);
   useDocumentTitle(`${displayTitle(title)} — Quire`);
+
+  // A document just created from the list: name it first.
+  useEffect(() => {
+    if ((history.state as { fresh?: boolean } | null)?.fresh) {
+      history.replaceState(null, '');
+      inputRef.current?.focus();
+      inputRef.current?.select();
+    }
+  }, []);
 
   // Load (and refresh on focus) the server's title unless the user is typing one.
   useEffect(() => {
@@ -144,7 +155,9 @@ function TitleField({ docId }: { docId: string }) {
   const save = async (value: string) => {
     if (timer.current) clearTimeout(timer.current);
     timer.current = null;
-    const next = value.trim();
+    // The server keeps a title on every document; clearing it means "untitled".
+    const next = value.trim() || UNTITLED;
+    if (next !== value) setTitle(next);
     if (next === saved.current.trim()) return;
     try {
       const doc = await renameDocument(docId, next);
@@ -172,6 +185,7 @@ function TitleField({ docId }: { docId: string }) {
       </label>
       <input
         id="doc-title"
+        ref={inputRef}
         className="title-input"
         value={title}
         placeholder={UNTITLED}

@@ -1,12 +1,12 @@
 //! The documents REST API: list, create, read, rename, delete.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use quire_hub::{CloseCode, CloseFrame, Presence};
 use quire_store::{DocumentMeta, ListQuery};
 use quire_types::{DocId, UnixMillis};
@@ -23,7 +23,9 @@ pub fn router() -> Router<AppState> {
         .route("/documents", get(list_documents).post(create_document))
         .route(
             "/documents/{id}",
-            get(get_document).patch(rename_document).delete(delete_document),
+            get(get_document)
+                .patch(rename_document)
+                .delete(delete_document),
         )
 }
 
@@ -78,9 +80,9 @@ struct CreateBody {
 
 async fn create_document(
     State(state): State<AppState>,
-    body: Option<Json<CreateBody>>,
+    body: Result<Option<Json<CreateBody>>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let title = match body.and_then(|Json(b)| b.title) {
+    let title = match body?.and_then(|Json(b)| b.title) {
         Some(t) => valid_title(&t)?,
         None => DEFAULT_TITLE.to_string(),
     };
@@ -90,7 +92,10 @@ async fn create_document(
         .create_document(&DocId::generate(), &title)
         .await?;
     let view = DocumentView::new(&state, meta).await;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "document": view }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "document": view })),
+    ))
 }
 
 async fn get_document(
@@ -98,7 +103,12 @@ async fn get_document(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = doc_id(id)?;
-    let meta = state.hub.store().document(&id).await?.ok_or(ApiError::NotFound)?;
+    let meta = state
+        .hub
+        .store()
+        .document(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let view = DocumentView::new(&state, meta).await;
     Ok(Json(serde_json::json!({ "document": view })))
 }
@@ -133,7 +143,10 @@ async fn delete_document(
     // nothing written after the delete brings the document back.
     state
         .hub
-        .evict(&id, CloseFrame::new(CloseCode::NotFound, "document deleted"))
+        .evict(
+            &id,
+            CloseFrame::new(CloseCode::NotFound, "document deleted"),
+        )
         .await;
     state.hub.store().delete_document(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -149,10 +162,14 @@ fn valid_title(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest("title must not be empty".into()));
     }
     if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::BadRequest(format!("title must be at most {MAX_TITLE_CHARS} characters")));
+        return Err(ApiError::BadRequest(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters"
+        )));
     }
     if t.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("title must not contain control characters".into()));
+        return Err(ApiError::BadRequest(
+            "title must not contain control characters".into(),
+        ));
     }
     Ok(t.to_string())
 }

@@ -34,18 +34,29 @@ pub async fn static_or_app(uri: Uri) -> Response {
     if !path.is_empty()
         && let Some(file) = WebApp::get(path)
     {
-        let cache = if path.starts_with("assets/") { IMMUTABLE } else { REVALIDATE };
+        let cache = if path.starts_with("assets/") {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        };
         return file_response(file, cache);
     }
     if path.starts_with("assets/") || path.starts_with("api/") {
-        return (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CACHE_CONTROL, "no-store")],
+            "not found",
+        )
+            .into_response();
     }
     // Every other path is a page of the single-page app.
     match WebApp::get("index.html") {
         Some(file) => {
             let mut resp = file_response(file, REVALIDATE);
-            resp.headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
             resp
         }
         None => (

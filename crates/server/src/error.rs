@@ -62,7 +62,9 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) | ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 match self {
-                    ApiError::Unavailable(_) => "storage is unavailable, try again shortly".to_string(),
+                    ApiError::Unavailable(_) => {
+                        "storage is unavailable, try again shortly".to_string()
+                    }
                     _ => "internal server error".to_string(),
                 }
             }

@@ -59,7 +59,10 @@ impl AppState {
 }
 
 pub fn app(state: AppState) -> Router {
-    let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let no_store = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     let dynamic = Router::new()
         .nest("/api", api::router())
         .route("/ws/{document}", any(ws::sync_socket))

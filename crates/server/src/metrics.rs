@@ -22,15 +22,25 @@ pub fn handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(quire_hub::metrics::APPEND_BATCH_SIZE.into()),
-                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+                        &[
+                            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                        ],
                     )
                 })
                 .expect("static bucket configuration is valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             quire_hub::metrics::describe();
-            metrics::describe_counter!(BYTES_IN_TOTAL, metrics::Unit::Bytes, "WebSocket bytes received");
-            metrics::describe_counter!(BYTES_OUT_TOTAL, metrics::Unit::Bytes, "WebSocket bytes sent");
+            metrics::describe_counter!(
+                BYTES_IN_TOTAL,
+                metrics::Unit::Bytes,
+                "WebSocket bytes received"
+            );
+            metrics::describe_counter!(
+                BYTES_OUT_TOTAL,
+                metrics::Unit::Bytes,
+                "WebSocket bytes sent"
+            );
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame as WsCloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{
+    CloseFrame as WsCloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade,
+};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -82,7 +84,9 @@ async fn pump(socket: WebSocket, session: Session, max_frame: usize, ping: Durat
                         return;
                     }
                     for _ in 1..WRITE_BATCH {
-                        let Some(f) = outbound.try_next_frame() else { break };
+                        let Some(f) = outbound.try_next_frame() else {
+                            break;
+                        };
                         bytes += f.len();
                         if sink.feed(WsMessage::Binary(f)).await.is_err() {
                             return;
@@ -120,7 +124,12 @@ async fn pump(socket: WebSocket, session: Session, max_frame: usize, ping: Durat
                     }
                 }
                 Ok(WsMessage::Text(_)) => {
-                    close(&close_tx, CloseCode::Malformed, "text frames are not part of the protocol").await;
+                    close(
+                        &close_tx,
+                        CloseCode::Malformed,
+                        "text frames are not part of the protocol",
+                    )
+                    .await;
                     return;
                 }
                 Ok(WsMessage::Close(_)) => return,
@@ -154,6 +163,7 @@ async fn pump(socket: WebSocket, session: Session, max_frame: usize, ping: Durat
 }
 
 async fn close(tx: &tokio::sync::mpsc::Sender<CloseFrame>, code: CloseCode, reason: &'static str) {
-    metrics::counter!(quire_hub::metrics::SOCKETS_CLOSED_TOTAL, "reason" => code.label()).increment(1);
+    metrics::counter!(quire_hub::metrics::SOCKETS_CLOSED_TOTAL, "reason" => code.label())
+        .increment(1);
     let _ = tx.send(CloseFrame::new(code, reason)).await;
 }

@@ -35,7 +35,9 @@ fn load(name: &str) -> Trace {
     let path = traces_dir().join(name);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut json = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut json).unwrap();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut json)
+        .unwrap();
     serde_json::from_str(&json).unwrap()
 }
 
@@ -49,7 +51,12 @@ async fn automerge_paper_trace_replays_exactly_and_reloads_exactly() {
     // Positions are in code points; yrs' default offsets are UTF-8 bytes. The
     // two agree on ASCII, which this trace is (checked, not assumed).
     assert!(trace.end_content.is_ascii());
-    assert!(trace.txns.iter().all(|t| t.patches.iter().all(|p| p.2.is_ascii())));
+    assert!(
+        trace
+            .txns
+            .iter()
+            .all(|t| t.patches.iter().all(|p| p.2.is_ascii()))
+    );
 
     let server = TestServer::start().await;
     let dir = server.data_dir.clone();
@@ -82,9 +89,15 @@ async fn automerge_paper_trace_replays_exactly_and_reloads_exactly() {
     writer.wait_acked(writer.sent_updates + 1).await;
     observer.wait_text("text", &trace.end_content).await;
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("replayed {keystrokes} keystrokes in {secs:.1}s ({:.0}/s, debug build)", keystrokes as f64 / secs);
+    eprintln!(
+        "replayed {keystrokes} keystrokes in {secs:.1}s ({:.0}/s, debug build)",
+        keystrokes as f64 / secs
+    );
     assert_eq!(writer.text("text"), trace.end_content);
-    assert!(observer.snapshot().closed.is_none(), "observer stayed connected");
+    assert!(
+        observer.snapshot().closed.is_none(),
+        "observer stayed connected"
+    );
     drop(writer);
     drop(observer);
 
@@ -92,6 +105,10 @@ async fn automerge_paper_trace_replays_exactly_and_reloads_exactly() {
     let server = TestServer::start_in(&dir, |_| {}).await;
     let mut fresh = TestClient::connect(&server.ws_url("automerge-paper")).await;
     fresh.wait_synced().await;
-    assert_eq!(fresh.text("text"), trace.end_content, "reloaded from storage");
+    assert_eq!(
+        fresh.text("text"),
+        trace.end_content,
+        "reloaded from storage"
+    );
     drop(guard);
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use quire_protocol::{AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update, encode_sync_step1, encode_sync_step2, encode_update};
+use quire_protocol::{
+    AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update,
+    encode_sync_step1, encode_sync_step2, encode_update,
+};
 use quire_server::{AppState, ServeConfig};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -141,7 +144,9 @@ impl TestClient {
     }
 
     pub async fn connect_with_doc(url: &str, doc: Doc) -> TestClient {
-        let (ws, _) = within("connect", connect_async(url)).await.expect("websocket connects");
+        let (ws, _) = within("connect", connect_async(url))
+            .await
+            .expect("websocket connects");
         Self::run(ws, Arc::new(doc))
     }
 
@@ -165,7 +170,9 @@ impl TestClient {
                 match msg {
                     WsMessage::Binary(b) => handle_frame(&d, &b, &out, &state_tx),
                     WsMessage::Close(cf) => {
-                        let cf = cf.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new()));
+                        let cf = cf
+                            .map(|c| (u16::from(c.code), c.reason.to_string()))
+                            .unwrap_or((1005, String::new()));
                         state_tx.send_modify(|s| s.closed = Some(cf));
                         return;
                     }
@@ -218,7 +225,9 @@ impl TestClient {
     pub fn text(&self, name: &str) -> String {
         use yrs::GetString;
         let txn = self.doc.transact();
-        txn.get_text(name).map(|t| t.get_string(&txn)).unwrap_or_default()
+        txn.get_text(name)
+            .map(|t| t.get_string(&txn))
+            .unwrap_or_default()
     }
 
     pub fn state_vector(&self) -> StateVector {
@@ -226,15 +235,21 @@ impl TestClient {
     }
 
     pub async fn wait_synced(&mut self) {
-        within("synced", self.state.wait_for(|s| s.synced)).await.unwrap();
+        within("synced", self.state.wait_for(|s| s.synced))
+            .await
+            .unwrap();
     }
 
     pub async fn wait_acked(&mut self, n: u64) {
-        within("acked", self.state.wait_for(|s| s.acked >= n)).await.unwrap();
+        within("acked", self.state.wait_for(|s| s.acked >= n))
+            .await
+            .unwrap();
     }
 
     pub async fn wait_closed(&mut self) -> (u16, String) {
-        let s = within("closed", self.state.wait_for(|s| s.closed.is_some())).await.unwrap();
+        let s = within("closed", self.state.wait_for(|s| s.closed.is_some()))
+            .await
+            .unwrap();
         s.closed.clone().unwrap()
     }
 
@@ -245,7 +260,10 @@ impl TestClient {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("text {name:?} never became {expected:?}; is {:?}", self.text(name));
+                panic!(
+                    "text {name:?} never became {expected:?}; is {:?}",
+                    self.text(name)
+                );
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), self.state.changed()).await;
         }
@@ -262,7 +280,12 @@ impl Drop for TestClient {
     }
 }
 
-fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>, state: &watch::Sender<ClientState>) {
+fn handle_frame(
+    doc: &Doc,
+    frame: &[u8],
+    out: &mpsc::UnboundedSender<WsMessage>,
+    state: &watch::Sender<ClientState>,
+) {
     let msg = Message::decode(frame).expect("server sends well-formed messages");
     let ty = frame[0] as u64;
     state.send_modify(|s| {
@@ -276,11 +299,15 @@ fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>,
             let _ = out.send(WsMessage::Binary(encode_sync_step2(&diff)));
         }
         Message::Sync(SyncMessage::Step2(u)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
             state.send_modify(|s| s.synced = true);
         }
         Message::Sync(SyncMessage::Update(u)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
             state.send_modify(|_| {});
         }
         Message::Awareness(a) => {
@@ -314,7 +341,9 @@ pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
     within("close frame", async {
         while let Some(msg) = ws.next().await {
             match msg {
-                Ok(WsMessage::Close(Some(cf))) => return (u16::from(cf.code), cf.reason.to_string()),
+                Ok(WsMessage::Close(Some(cf))) => {
+                    return (u16::from(cf.code), cf.reason.to_string());
+                }
                 Ok(WsMessage::Close(None)) => return (1005, String::new()),
                 Ok(_) => continue,
                 Err(e) => panic!("socket failed before a close frame: {e}"),

@@ -106,7 +106,7 @@ async fn sigkill_never_loses_an_acknowledged_update() {
                 t.get_or_insert_array("log").push_back(t, n);
             });
             sent.push(n);
-            if sent.len() % 8 == 0 {
+            if sent.len().is_multiple_of(8) {
                 tokio::task::yield_now().await;
             }
         }

@@ -323,13 +323,13 @@ async fn a_slow_reader_is_closed_not_silently_starved() {
     // A socket that never reads after the handshake.
     let mut slow = raw_socket(&url).await;
     let chunk = "x".repeat(60 * 1024);
-    let mut n = 0;
+    let mut n: u64 = 0;
     // Enough data to fill the kernel buffers and then the 16-frame queue.
     while n < 400 {
         writer.edit(|t| t.get_or_insert_text("t").insert(t, 0, &chunk));
         n += 1;
-        if n % 50 == 0 {
-            writer.wait_acked(n as u64 + 1).await;
+        if n.is_multiple_of(50) {
+            writer.wait_acked(n + 1).await;
         }
     }
     writer.wait_acked(401).await;

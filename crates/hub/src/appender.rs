@@ -45,7 +45,12 @@ impl Appender {
         let (tx, rx) = mpsc::channel(QUEUE);
         // Not tracked: documents wait for their own commits before they exit,
         // so once every document has shut down there is nothing left here.
-        tokio::spawn(run(store, rx, config.append_window, config.append_max_batch.max(1)));
+        tokio::spawn(run(
+            store,
+            rx,
+            config.append_window,
+            config.append_max_batch.max(1),
+        ));
         Appender { tx }
     }
 
@@ -112,9 +117,7 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
     let mut per_doc: HashMap<DocId, (usize, usize, mpsc::UnboundedSender<DocCommand>)> =
         HashMap::new();
     for req in batch.drain(..) {
-        let e = per_doc
-            .entry(req.doc)
-            .or_insert((0, 0, req.reply));
+        let e = per_doc.entry(req.doc).or_insert((0, 0, req.reply));
         e.0 += 1;
         e.1 += req.update.len();
     }

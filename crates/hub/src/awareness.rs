@@ -85,7 +85,10 @@ impl Awareness {
             }
             // Same rule as y-protocols: newer clocks win; an equal clock may
             // only remove.
-            if e.clock > entry.clock || (e.clock == entry.clock && e.is_removal()) || entry.clock == 0 {
+            if e.clock > entry.clock
+                || (e.clock == entry.clock && e.is_removal())
+                || entry.clock == 0
+            {
                 entry.clock = e.clock;
                 entry.state = (!e.is_removal()).then(|| e.state.to_string());
             }
@@ -195,7 +198,9 @@ mod tests {
         let u = update(&[(1, 1, &big), (2, 1, "{}"), (3, 1, "{}"), (4, 1, "{}")]);
         let r = a.apply(Some(1), &AwarenessUpdate::decode(&u).unwrap(), 50, 2);
         assert_eq!(r.refused, 2);
-        let Some(RelayPayload::Filtered(f)) = r.relay else { panic!() };
+        let Some(RelayPayload::Filtered(f)) = r.relay else {
+            panic!()
+        };
         assert_eq!(AwarenessUpdate::decode(&f).unwrap().entries.len(), 2);
     }
 

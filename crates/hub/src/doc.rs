@@ -89,9 +89,12 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
         match load(&hub, &id).await {
             Ok((doc, stored, sub)) => {
                 metrics::counter!(m::DOCUMENT_LOADS_TOTAL, "outcome" => "ok").increment(1);
-                metrics::histogram!(m::DOCUMENT_LOAD_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(m::DOCUMENT_LOAD_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
                 metrics::gauge!(m::DOCUMENTS_LIVE).increment(1.0);
-                let actor = DocActor::new(hub, id, doc, &stored, sub, control_tx, control_rx, frames_rx);
+                let actor = DocActor::new(
+                    hub, id, doc, &stored, sub, control_tx, control_rx, frames_rx,
+                );
                 actor.run().await;
                 metrics::gauge!(m::DOCUMENTS_LIVE).decrement(1.0);
             }
@@ -105,10 +108,7 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
     handle
 }
 
-async fn load(
-    hub: &HubInner,
-    id: &DocId,
-) -> Result<(yrs::Doc, StoredDoc, Subscription), HubError> {
+async fn load(hub: &HubInner, id: &DocId) -> Result<(yrs::Doc, StoredDoc, Subscription), HubError> {
     // Subscribe before loading: an update another node publishes while we
     // load is either in the load or delivered on the subscription.
     let sub = hub
@@ -243,7 +243,9 @@ impl DocActor {
             let idle_deadline = self
                 .idle_since
                 .map(|t| t + self.hub.config.idle_unload)
-                .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+                .unwrap_or_else(|| {
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+                });
             let flow = tokio::select! {
                 biased;
                 Some(cmd) = self.control.recv() => self.on_command(cmd).await,
@@ -364,7 +366,10 @@ impl DocActor {
                 self.begin_close(frame);
             }
             DocCommand::Shutdown => {
-                self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down"));
+                self.begin_close(CloseFrame::new(
+                    CloseCode::GoingAway,
+                    "server shutting down",
+                ));
             }
         }
         Flow::Continue
@@ -412,14 +417,20 @@ impl DocActor {
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
             Err(e) => {
-                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, format!("malformed message: {e}")));
+                self.close_conn(
+                    conn,
+                    CloseFrame::new(CloseCode::Malformed, format!("malformed message: {e}")),
+                );
                 return;
             }
         };
         match msg {
             Message::Sync(SyncMessage::Step1(sv)) => {
                 let Ok(sv) = StateVector::decode_v1(sv) else {
-                    self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "undecodable state vector"));
+                    self.close_conn(
+                        conn,
+                        CloseFrame::new(CloseCode::Malformed, "undecodable state vector"),
+                    );
                     return;
                 };
                 let diff = self.doc.transact().encode_diff_v1(&sv);
@@ -436,7 +447,10 @@ impl DocActor {
             }
             Message::Awareness(a) => {
                 let Ok(update) = AwarenessUpdate::decode(a) else {
-                    self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "malformed awareness update"));
+                    self.close_conn(
+                        conn,
+                        CloseFrame::new(CloseCode::Malformed, "malformed awareness update"),
+                    );
                     return;
                 };
                 let cfg = &self.hub.config;
@@ -470,30 +484,45 @@ impl DocActor {
     }
 
     async fn on_client_update(&mut self, conn: ConnId, update: Bytes, frame: Option<Bytes>) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         c.received += 1;
         if !c.opts.can_write {
             metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
-            self.send_to(conn, encode_permission_denied("read-only access: update refused"));
+            self.send_to(
+                conn,
+                encode_permission_denied("read-only access: update refused"),
+            );
             return;
         }
         let received_at = Instant::now();
         if self.doc_bytes + update.len() > self.hub.config.max_document_bytes {
-            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "document_too_large").increment(1);
-            self.close_conn(conn, CloseFrame::new(CloseCode::DocumentTooLarge, "document size limit reached"));
+            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "document_too_large")
+                .increment(1);
+            self.close_conn(
+                conn,
+                CloseFrame::new(CloseCode::DocumentTooLarge, "document size limit reached"),
+            );
             return;
         }
         let decoded = match Update::decode_v1(&update) {
             Ok(u) => u,
             Err(_) => {
-                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, "undecodable update"));
+                self.close_conn(
+                    conn,
+                    CloseFrame::new(CloseCode::Malformed, "undecodable update"),
+                );
                 return;
             }
         };
         let changed = match apply(&self.doc, decoded) {
             Ok(changed) => changed,
             Err(e) => {
-                self.close_conn(conn, CloseFrame::new(CloseCode::Malformed, format!("update does not apply: {e}")));
+                self.close_conn(
+                    conn,
+                    CloseFrame::new(CloseCode::Malformed, format!("update does not apply: {e}")),
+                );
                 return;
             }
         };
@@ -509,7 +538,10 @@ impl DocActor {
                 reply: self.control_tx.clone(),
             };
             if self.hub.appender.append(req).await.is_err() {
-                self.begin_close(CloseFrame::new(CloseCode::InternalError, "storage is shut down"));
+                self.begin_close(CloseFrame::new(
+                    CloseCode::InternalError,
+                    "storage is shut down",
+                ));
                 return;
             }
             self.submitted += 1;
@@ -519,7 +551,9 @@ impl DocActor {
         // still on its way to the store.
         let needed = self.submitted;
         let committed = self.committed;
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if !c.opts.durable_acks {
             return;
         }
@@ -571,15 +605,23 @@ impl DocActor {
                             return;
                         };
                         if let Ok(true) = apply(&self.doc, decoded) {
-                            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus").increment(1);
+                            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus")
+                                .increment(1);
                             self.doc_bytes += u.len();
                             self.broadcast(&encode_update(&u), None);
                         }
                     }
                     BusPayload::Awareness(a) => {
-                        let Ok(update) = AwarenessUpdate::decode(&a) else { return };
+                        let Ok(update) = AwarenessUpdate::decode(&a) else {
+                            return;
+                        };
                         let cfg = &self.hub.config;
-                        let applied = self.awareness.apply(None, &update, cfg.max_awareness_state_bytes, usize::MAX);
+                        let applied = self.awareness.apply(
+                            None,
+                            &update,
+                            cfg.max_awareness_state_bytes,
+                            usize::MAX,
+                        );
                         if applied.relay.is_some() {
                             self.broadcast(&encode_awareness(&a), None);
                         }
@@ -612,7 +654,11 @@ impl DocActor {
         let mut any_delete = false;
         {
             let mut txn = self.doc.transact_mut();
-            let parts = stored.snapshot.iter().map(|s| &s.data).chain(stored.tail.iter().map(|e| &e.update));
+            let parts = stored
+                .snapshot
+                .iter()
+                .map(|s| &s.data)
+                .chain(stored.tail.iter().map(|e| &e.update));
             for bytes in parts {
                 if let Ok(u) = Update::decode_v1(bytes) {
                     let _ = txn.apply_update(u);
@@ -631,7 +677,8 @@ impl DocActor {
     fn maybe_compact(&mut self) {
         let cfg = &self.hub.config;
         if self.compacting
-            || (self.tail_rows < cfg.compact_after_updates && self.tail_bytes < cfg.compact_after_bytes)
+            || (self.tail_rows < cfg.compact_after_updates
+                && self.tail_bytes < cfg.compact_after_bytes)
         {
             return;
         }
@@ -670,19 +717,29 @@ impl DocActor {
         }
         metrics::counter!(m::BROADCAST_FRAMES_TOTAL).increment(sent);
         for id in slow {
-            self.close_conn(id, CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"));
+            self.close_conn(
+                id,
+                CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"),
+            );
         }
     }
 
     fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(frame) {
-            self.close_conn(conn, CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"));
+            self.close_conn(
+                conn,
+                CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"),
+            );
         }
     }
 
     fn close_conn(&mut self, conn: ConnId, frame: CloseFrame) {
-        let Some(mut c) = self.conns.remove(&conn) else { return };
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
         metrics::gauge!(m::CONNECTIONS).decrement(1.0);
         metrics::counter!(m::SOCKETS_CLOSED_TOTAL, "reason" => frame.code.label()).increment(1);
         if frame.code != CloseCode::GoingAway {

@@ -192,7 +192,11 @@ impl Hub {
 
     /// Number of documents loaded on this node.
     pub fn live_documents(&self) -> usize {
-        self.inner.docs.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Who is in a document now (empty when it is not live here).

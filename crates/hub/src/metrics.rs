@@ -21,23 +21,59 @@ pub const BUS_HEALS_TOTAL: &str = "quire_bus_heals_total";
 
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(CONNECTIONS, "Open document sessions (sockets) on this node");
     describe_gauge!(DOCUMENTS_LIVE, "Documents loaded in memory on this node");
-    describe_counter!(DOCUMENT_LOADS_TOTAL, "Document loads from the store, by outcome");
-    describe_histogram!(DOCUMENT_LOAD_SECONDS, Unit::Seconds, "Time to load a document from the store");
-    describe_counter!(UPDATES_APPLIED_TOTAL, "Updates that changed a document, by source (client, bus)");
+    describe_counter!(
+        DOCUMENT_LOADS_TOTAL,
+        "Document loads from the store, by outcome"
+    );
+    describe_histogram!(
+        DOCUMENT_LOAD_SECONDS,
+        Unit::Seconds,
+        "Time to load a document from the store"
+    );
+    describe_counter!(
+        UPDATES_APPLIED_TOTAL,
+        "Updates that changed a document, by source (client, bus)"
+    );
     describe_counter!(UPDATES_REFUSED_TOTAL, "Updates refused, by reason");
-    describe_counter!(BROADCAST_FRAMES_TOTAL, "Frames queued to sockets by fan-out");
-    describe_histogram!(APPEND_BATCH_SIZE, "Updates per append transaction (group commit)");
-    describe_histogram!(APPEND_COMMIT_SECONDS, Unit::Seconds, "Duration of one append transaction");
+    describe_counter!(
+        BROADCAST_FRAMES_TOTAL,
+        "Frames queued to sockets by fan-out"
+    );
+    describe_histogram!(
+        APPEND_BATCH_SIZE,
+        "Updates per append transaction (group commit)"
+    );
+    describe_histogram!(
+        APPEND_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Duration of one append transaction"
+    );
     describe_counter!(APPEND_ROWS_TOTAL, "Updates durably appended to the log");
-    describe_counter!(APPEND_FAILURES_TOTAL, "Append transactions that failed after retries");
-    describe_histogram!(ACK_LATENCY_SECONDS, Unit::Seconds, "From receiving an update to acknowledging it durable");
-    describe_counter!(SOCKETS_CLOSED_TOTAL, "Sockets closed by the server, by reason");
+    describe_counter!(
+        APPEND_FAILURES_TOTAL,
+        "Append transactions that failed after retries"
+    );
+    describe_histogram!(
+        ACK_LATENCY_SECONDS,
+        Unit::Seconds,
+        "From receiving an update to acknowledging it durable"
+    );
+    describe_counter!(
+        SOCKETS_CLOSED_TOTAL,
+        "Sockets closed by the server, by reason"
+    );
     describe_counter!(COMPACTIONS_TOTAL, "Compactions, by outcome");
-    describe_counter!(AWARENESS_REFUSED_TOTAL, "Awareness entries refused (spoofed id, too large)");
+    describe_counter!(
+        AWARENESS_REFUSED_TOTAL,
+        "Awareness entries refused (spoofed id, too large)"
+    );
     describe_counter!(BUS_MESSAGES_IN_TOTAL, "Messages received from other nodes");
     describe_counter!(BUS_MESSAGES_OUT_TOTAL, "Messages published to other nodes");
-    describe_counter!(BUS_HEALS_TOTAL, "Log-tail re-reads after possibly missed bus messages, by cause");
+    describe_counter!(
+        BUS_HEALS_TOTAL,
+        "Log-tail re-reads after possibly missed bus messages, by cause"
+    );
 }

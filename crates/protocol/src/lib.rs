@@ -203,11 +203,20 @@ mod tests {
     #[test]
     fn rejects_malformed_frames() {
         assert_eq!(Message::decode(&[]), Err(ProtocolError::Empty));
-        assert_eq!(Message::decode(&[0, 0, 5, 1]), Err(ProtocolError::Truncated));
-        assert_eq!(Message::decode(&[0, 9, 0]), Err(ProtocolError::UnknownSync(9)));
+        assert_eq!(
+            Message::decode(&[0, 0, 5, 1]),
+            Err(ProtocolError::Truncated)
+        );
+        assert_eq!(
+            Message::decode(&[0, 9, 0]),
+            Err(ProtocolError::UnknownSync(9))
+        );
         assert_eq!(Message::decode(&[7]), Err(ProtocolError::UnknownMessage(7)));
         assert_eq!(Message::decode(&[3, 0]), Err(ProtocolError::TrailingBytes));
         assert_eq!(Message::decode(&[0xff; 12]), Err(ProtocolError::BadVarint));
-        assert_eq!(Message::decode(&[2, 0, 1, 0xff]), Err(ProtocolError::BadUtf8));
+        assert_eq!(
+            Message::decode(&[2, 0, 1, 0xff]),
+            Err(ProtocolError::BadUtf8)
+        );
     }
 }

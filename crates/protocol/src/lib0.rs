@@ -44,7 +44,10 @@ impl<'a> Reader<'a> {
         let len = self.read_var_uint()?;
         let len = usize::try_from(len).map_err(|_| ProtocolError::Truncated)?;
         let end = self.pos.checked_add(len).ok_or(ProtocolError::Truncated)?;
-        let bytes = self.buf.get(self.pos..end).ok_or(ProtocolError::Truncated)?;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(ProtocolError::Truncated)?;
         self.pos = end;
         Ok(bytes)
     }

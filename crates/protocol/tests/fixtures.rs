@@ -28,10 +28,23 @@ fn fixtures() -> HashMap<String, Vec<u8>> {
 #[test]
 fn js_sync_messages_decode_and_reencode_identically() {
     let f = fixtures();
-    for name in ["sync_step1", "sync_step2", "sync_update", "awareness", "awareness_removed", "query_awareness", "permission_denied", "awareness_bigint"] {
+    for name in [
+        "sync_step1",
+        "sync_step2",
+        "sync_update",
+        "awareness",
+        "awareness_removed",
+        "query_awareness",
+        "permission_denied",
+        "awareness_bigint",
+    ] {
         let bytes = &f[name];
         let msg = Message::decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(&msg.encode()[..], &bytes[..], "{name} re-encodes identically");
+        assert_eq!(
+            &msg.encode()[..],
+            &bytes[..],
+            "{name} re-encodes identically"
+        );
     }
     match Message::decode(&f["sync_step1"]).unwrap() {
         Message::Sync(SyncMessage::Step1(sv)) => assert_eq!(sv, &f["raw_state_vector"][..]),
@@ -43,14 +56,17 @@ fn js_sync_messages_decode_and_reencode_identically() {
     }
     assert_eq!(
         Message::decode(&f["permission_denied"]).unwrap(),
-        Message::PermissionDenied { reason: "read-only document" }
+        Message::PermissionDenied {
+            reason: "read-only document"
+        }
     );
 }
 
 #[test]
 fn js_step2_payload_is_a_yjs_update_yrs_understands() {
     let f = fixtures();
-    let Message::Sync(SyncMessage::Step2(update)) = Message::decode(&f["sync_step2"]).unwrap() else {
+    let Message::Sync(SyncMessage::Step2(update)) = Message::decode(&f["sync_step2"]).unwrap()
+    else {
         panic!("not step 2")
     };
     let doc = yrs::Doc::new();
@@ -66,21 +82,31 @@ fn js_step2_payload_is_a_yjs_update_yrs_understands() {
 #[test]
 fn js_awareness_entries_parse() {
     let f = fixtures();
-    let Message::Awareness(a) = Message::decode(&f["awareness"]).unwrap() else { panic!() };
+    let Message::Awareness(a) = Message::decode(&f["awareness"]).unwrap() else {
+        panic!()
+    };
     let up = AwarenessUpdate::decode(a).unwrap();
     assert_eq!(up.entries.len(), 1);
     assert_eq!(up.entries[0].client_id, 42);
     assert_eq!(up.entries[0].clock, 1);
-    assert_eq!(up.entries[0].state, r##"{"user":{"name":"Ada","color":"#ff0000"}}"##);
-    let Message::Awareness(a) = Message::decode(&f["awareness_removed"]).unwrap() else { panic!() };
+    assert_eq!(
+        up.entries[0].state,
+        r##"{"user":{"name":"Ada","color":"#ff0000"}}"##
+    );
+    let Message::Awareness(a) = Message::decode(&f["awareness_removed"]).unwrap() else {
+        panic!()
+    };
     let up = AwarenessUpdate::decode(a).unwrap();
     assert!(up.entries[0].is_removal());
     assert_eq!(up.entries[0].clock, 2);
-    let Message::Awareness(a) = Message::decode(&f["awareness_bigint"]).unwrap() else { panic!() };
+    let Message::Awareness(a) = Message::decode(&f["awareness_bigint"]).unwrap() else {
+        panic!()
+    };
     let up = AwarenessUpdate::decode(a).unwrap();
     assert_eq!(up.entries[0].client_id, (1u64 << 40) + 7);
     assert_eq!(up.entries[0].clock, 300);
-    let reencoded = encode_awareness_update(up.entries.iter().map(|e| (e.client_id, e.clock, e.state)));
+    let reencoded =
+        encode_awareness_update(up.entries.iter().map(|e| (e.client_id, e.clock, e.state)));
     assert_eq!(reencoded, a);
 }
 
@@ -93,7 +119,10 @@ fn yrs_encoded_messages_decode() {
     text.insert(&mut doc.transact_mut(), 0, "abc");
     let sv = doc.transact().state_vector();
     let y = YMessage::Sync(YSync::SyncStep1(sv.clone())).encode_v1();
-    assert_eq!(Message::decode(&y).unwrap(), Message::Sync(SyncMessage::Step1(&sv.encode_v1())));
+    assert_eq!(
+        Message::decode(&y).unwrap(),
+        Message::Sync(SyncMessage::Step1(&sv.encode_v1()))
+    );
     let ours = encode_sync_step1(&sv.encode_v1());
     assert_eq!(&ours[..], &y[..]);
 }

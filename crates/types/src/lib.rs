@@ -25,7 +25,9 @@ pub enum DocIdError {
     Empty,
     #[error("document id is longer than {MAX_DOC_ID_LEN} bytes")]
     TooLong,
-    #[error("document id may contain only letters, digits, '-', '_' and '.', and may not start with '.'")]
+    #[error(
+        "document id may contain only letters, digits, '-', '_' and '.', and may not start with '.'"
+    )]
     BadCharacter,
 }
 
@@ -92,7 +94,9 @@ impl AsRef<str> for DocId {
 /// Position of an update in one document's log. Sequence numbers are per
 /// document, start at 1, and have no gaps among committed rows that have not
 /// been compacted away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Seq(pub i64);
 

@@ -41,6 +41,8 @@ pub(crate) enum DocCommand {
     },
     Leave {
         conn: ConnId,
+        /// Frames the session handed over before leaving.
+        frames_sent: u64,
     },
     Committed {
         rows: usize,
@@ -164,6 +166,10 @@ struct Conn {
     received: u64,
     /// `(appends that must commit first, count to acknowledge, received at)`.
     pending_acks: VecDeque<(u64, u64, Instant)>,
+    frames_processed: u64,
+    /// The session left after sending this many frames; remove it once they
+    /// are processed.
+    leaving_after: Option<u64>,
 }
 
 struct DocActor {
@@ -258,7 +264,7 @@ impl DocActor {
                     Flow::Continue
                 }
                 _ = cancel.cancelled(), if !self.closing => {
-                    self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down"));
+                    self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down")).await;
                     Flow::Continue
                 }
                 _ = tokio::time::sleep_until(idle_deadline), if self.idle_since.is_some() => {
@@ -312,15 +318,12 @@ impl DocActor {
                 self.join(conn, opts, out, close);
                 let _ = reply.send(Ok(()));
             }
-            DocCommand::Leave { conn } => {
-                if self.conns.remove(&conn).is_some() {
-                    metrics::gauge!(m::CONNECTIONS).decrement(1.0);
-                    self.remove_presence(conn);
-                }
-                if self.conns.is_empty() {
-                    self.idle_since = Some(tokio::time::Instant::now());
-                }
-            }
+            DocCommand::Leave { conn, frames_sent } => match self.conns.get_mut(&conn) {
+                // Frames it sent are still queued: apply them first.
+                Some(c) if c.frames_processed < frames_sent => c.leaving_after = Some(frames_sent),
+                Some(_) => self.remove_conn(conn),
+                None => {}
+            },
             DocCommand::Committed { rows, bytes } => {
                 self.committed += rows as u64;
                 self.tail_rows += rows;
@@ -337,7 +340,8 @@ impl DocActor {
                 self.begin_close(CloseFrame::new(
                     CloseCode::InternalError,
                     "storage failed; reconnect to resync",
-                ));
+                ))
+                .await;
             }
             DocCommand::Compacted(result) => {
                 self.compacting = false;
@@ -363,19 +367,28 @@ impl DocActor {
             }
             DocCommand::Evict { frame, done } => {
                 self.exit_waiters.push(done);
-                self.begin_close(frame);
+                self.begin_close(frame).await;
             }
             DocCommand::Shutdown => {
                 self.begin_close(CloseFrame::new(
                     CloseCode::GoingAway,
                     "server shutting down",
-                ));
+                ))
+                .await;
             }
         }
         Flow::Continue
     }
 
-    fn begin_close(&mut self, frame: CloseFrame) {
+    /// Stops taking frames and closes every session with `frame`. Frames
+    /// already received are applied first: on a graceful shutdown nothing a
+    /// client managed to send is dropped.
+    async fn begin_close(&mut self, frame: CloseFrame) {
+        if !self.closing {
+            while let Ok((conn, f)) = self.frames.try_recv() {
+                self.on_frame(conn, f).await;
+            }
+        }
         self.closing = true;
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
@@ -404,6 +417,8 @@ impl DocActor {
                 opts,
                 received: 0,
                 pending_acks: VecDeque::new(),
+                frames_processed: 0,
+                leaving_after: None,
             },
         );
         self.idle_since = None;
@@ -411,9 +426,30 @@ impl DocActor {
     }
 
     async fn on_frame(&mut self, conn: ConnId, frame: Bytes) {
-        if !self.conns.contains_key(&conn) {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return; // closed earlier; its last frames are moot
+        };
+        c.frames_processed += 1;
+        self.handle_frame(conn, frame).await;
+        if let Some(c) = self.conns.get(&conn)
+            && c.leaving_after.is_some_and(|n| c.frames_processed >= n)
+        {
+            self.remove_conn(conn);
         }
+    }
+
+    /// The session is gone (its socket closed): forget it and its presence.
+    fn remove_conn(&mut self, conn: ConnId) {
+        if self.conns.remove(&conn).is_some() {
+            metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+            self.remove_presence(conn);
+        }
+        if self.conns.is_empty() {
+            self.idle_since = Some(tokio::time::Instant::now());
+        }
+    }
+
+    async fn handle_frame(&mut self, conn: ConnId, frame: Bytes) {
         let msg = match Message::decode(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -538,10 +574,11 @@ impl DocActor {
                 reply: self.control_tx.clone(),
             };
             if self.hub.appender.append(req).await.is_err() {
-                self.begin_close(CloseFrame::new(
+                Box::pin(self.begin_close(CloseFrame::new(
                     CloseCode::InternalError,
                     "storage is shut down",
-                ));
+                )))
+                .await;
                 return;
             }
             self.submitted += 1;

@@ -103,11 +103,18 @@ pub enum Outgoing {
 struct LeaveGuard {
     conn: ConnId,
     handle: DocHandle,
+    /// Frames handed to the document. Leave travels on the control channel,
+    /// which overtakes queued frames; the count lets the document apply every
+    /// frame the client sent before it removes the session.
+    frames_sent: AtomicU64,
 }
 
 impl Drop for LeaveGuard {
     fn drop(&mut self) {
-        self.handle.send(DocCommand::Leave { conn: self.conn });
+        self.handle.send(DocCommand::Leave {
+            conn: self.conn,
+            frames_sent: self.frames_sent.load(Ordering::Acquire),
+        });
     }
 }
 
@@ -138,7 +145,11 @@ impl Session {
         out: mpsc::Receiver<Bytes>,
         close: oneshot::Receiver<CloseFrame>,
     ) -> Self {
-        let guard = std::sync::Arc::new(LeaveGuard { conn, handle });
+        let guard = std::sync::Arc::new(LeaveGuard {
+            conn,
+            handle,
+            frames_sent: AtomicU64::new(0),
+        });
         Session {
             inbound: SessionInbound {
                 guard: guard.clone(),
@@ -170,12 +181,17 @@ impl SessionInbound {
     /// busy, which pushes back on the client through TCP flow control.
     /// Returns `false` when the document is gone.
     pub async fn receive(&self, frame: Bytes) -> bool {
-        self.guard
+        let ok = self
+            .guard
             .handle
             .frames
             .send((self.guard.conn, frame))
             .await
-            .is_ok()
+            .is_ok();
+        if ok {
+            self.guard.frames_sent.fetch_add(1, Ordering::Release);
+        }
+        ok
     }
 }
 

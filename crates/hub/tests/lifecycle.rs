@@ -1,0 +1,203 @@
+//! Document life cycle in the hub, against the real SQLite store: one load
+//! for concurrent joiners, a failed load leaves nothing behind, idle
+//! documents unload only after their last append committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quire_bus::LocalBus;
+use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
+use quire_protocol::{Message, SyncMessage, encode_update};
+use quire_store::{DocStore, SqliteOptions, SqliteStore};
+use quire_types::{DocId, NodeId};
+use yrs::updates::decoder::Decode;
+use yrs::{GetString, ReadTxn, Text, Transact, Update, WriteTxn};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn store(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
+        .await
+        .unwrap()
+}
+
+fn hub(store: SqliteStore, config: HubConfig) -> Hub {
+    Hub::new(
+        Arc::new(store),
+        Arc::new(LocalBus::new().node(NodeId::generate())),
+        config,
+    )
+}
+
+fn doc_id(s: &str) -> DocId {
+    s.parse().unwrap()
+}
+
+/// The server's sync step 1 is always a session's first frame.
+async fn first_state_vector(s: &mut Session) -> Vec<u8> {
+    match tokio::time::timeout(TIMEOUT, s.next()).await.unwrap() {
+        Outgoing::Frame(f) => match Message::decode(&f).unwrap() {
+            Message::Sync(SyncMessage::Step1(sv)) => sv.to_vec(),
+            other => panic!("expected step 1, got {other:?}"),
+        },
+        Outgoing::Close(c) => panic!("closed: {c:?}"),
+    }
+}
+
+fn text_update(content: &str) -> Bytes {
+    let doc = yrs::Doc::new();
+    let mut txn = doc.transact_mut();
+    txn.get_or_insert_text("t").insert(&mut txn, 0, content);
+    encode_update(&txn.encode_update_v1())
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_joiners_share_one_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir).await;
+    st.append(&[quire_store::Append {
+        doc: doc_id("shared"),
+        update: Bytes::from(text_update("x").slice(3..)),
+    }])
+    .await
+    .ok();
+    let counter = st.clone();
+    let hub = hub(st, HubConfig::default());
+
+    // What one load costs, measured on another document.
+    let before = counter.queries_executed();
+    let mut s = hub
+        .join(&doc_id("probe"), JoinOptions::default())
+        .await
+        .unwrap();
+    first_state_vector(&mut s).await;
+    let one_load = counter.queries_executed() - before;
+
+    let before = counter.queries_executed();
+    let joins = (0..20).map(|_| {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            hub.join(&doc_id("shared"), JoinOptions::default())
+                .await
+                .unwrap()
+        })
+    });
+    let mut sessions = Vec::new();
+    for j in joins {
+        sessions.push(j.await.unwrap());
+    }
+    assert_eq!(
+        counter.queries_executed() - before,
+        one_load,
+        "twenty joiners, one load"
+    );
+    let mut svs = Vec::new();
+    for s in &mut sessions {
+        svs.push(first_state_vector(s).await);
+    }
+    assert!(svs.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(hub.live_documents(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_load_refuses_joiners_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir).await;
+    let closer = st.clone();
+    let hub = hub(st, HubConfig::default());
+    closer.close().await;
+    let err = hub
+        .join(&doc_id("broken"), JoinOptions::default())
+        .await
+        .err()
+        .expect("join must fail");
+    assert!(err.to_string().contains("could not be loaded"), "{err}");
+    assert_eq!(hub.live_documents(), 0, "no empty document was left live");
+    // Storage is back: the real (empty) document loads normally.
+    let st2 = store(&dir).await;
+    assert!(st2.load(&doc_id("broken")).await.unwrap().tail.is_empty());
+}
+
+#[tokio::test]
+async fn idle_documents_unload_after_their_last_append_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir).await;
+    let reader = st.clone();
+    let hub = hub(
+        st,
+        HubConfig {
+            idle_unload: Duration::from_millis(20),
+            ..HubConfig::default()
+        },
+    );
+    let id = doc_id("idle");
+    let s = hub.join(&id, JoinOptions::default()).await.unwrap();
+    let doc = yrs::Doc::new();
+    for i in 0..200 {
+        let mut txn = doc.transact_mut();
+        let t = txn.get_or_insert_text("t");
+        t.insert(&mut txn, 0, &i.to_string());
+        let u = txn.encode_update_v1();
+        drop(txn);
+        assert!(s.receive(encode_update(&u)).await);
+    }
+    drop(s); // leave at once, with appends still in flight
+    wait_until("document unloaded", || hub.live_documents() == 0).await;
+    // Everything the session sent is in the store.
+    let stored = reader.load(&id).await.unwrap();
+    let rebuilt = yrs::Doc::new();
+    {
+        let mut txn = rebuilt.transact_mut();
+        for e in stored
+            .snapshot
+            .iter()
+            .map(|s| &s.data)
+            .chain(stored.tail.iter().map(|e| &e.update))
+        {
+            txn.apply_update(Update::decode_v1(e).unwrap()).unwrap();
+        }
+    }
+    let expected = doc
+        .transact()
+        .get_text("t")
+        .unwrap()
+        .get_string(&doc.transact());
+    let txn = rebuilt.transact();
+    assert_eq!(txn.get_text("t").unwrap().get_string(&txn), expected);
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_with_going_away_and_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir).await;
+    let reader = st.clone();
+    let hub = hub(st, HubConfig::default());
+    let id = doc_id("bye");
+    let mut s = hub.join(&id, JoinOptions::default()).await.unwrap();
+    first_state_vector(&mut s).await;
+    assert!(s.receive(text_update("persist me")).await);
+    tokio::time::timeout(TIMEOUT, hub.shutdown())
+        .await
+        .expect("shutdown completes");
+    match tokio::time::timeout(TIMEOUT, s.next()).await.unwrap() {
+        Outgoing::Close(c) => assert_eq!(c.code.code(), 1001),
+        Outgoing::Frame(_) => {
+            // A frame queued before the close is fine; the close follows.
+            assert!(matches!(s.next().await, Outgoing::Close(c) if c.code.code() == 1001));
+        }
+    }
+    assert_eq!(reader.load(&id).await.unwrap().tail.len(), 1);
+    assert!(
+        hub.join(&id, JoinOptions::default()).await.is_err(),
+        "no joins after shutdown"
+    );
+}

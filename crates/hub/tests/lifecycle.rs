@@ -45,11 +45,15 @@ async fn first_state_vector(s: &mut Session) -> Vec<u8> {
     }
 }
 
-fn text_update(content: &str) -> Bytes {
+fn raw_text_update(content: &str) -> Vec<u8> {
     let doc = yrs::Doc::new();
     let mut txn = doc.transact_mut();
     txn.get_or_insert_text("t").insert(&mut txn, 0, content);
-    encode_update(&txn.encode_update_v1())
+    txn.encode_update_v1()
+}
+
+fn text_update(content: &str) -> Bytes {
+    encode_update(&raw_text_update(content))
 }
 
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

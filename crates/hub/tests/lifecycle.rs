@@ -52,6 +52,13 @@ fn raw_text_update(content: &str) -> Vec<u8> {
     txn.encode_update_v1()
 }
 
+fn raw_text_update(content: &str) -> Vec<u8> {
+    let doc = yrs::Doc::new();
+    let mut txn = doc.transact_mut();
+    txn.get_or_insert_text("t").insert(&mut txn, 0, content);
+    txn.encode_update_v1()
+}
+
 fn text_update(content: &str) -> Bytes {
     encode_update(&raw_text_update(content))
 }
@@ -70,10 +77,10 @@ async fn concurrent_joiners_share_one_load() {
     let st = store(&dir).await;
     st.append(&[quire_store::Append {
         doc: doc_id("shared"),
-        update: Bytes::from(text_update("x").slice(3..)),
+        update: Bytes::from(raw_text_update("x")),
     }])
     .await
-    .ok();
+    .unwrap();
     let counter = st.clone();
     let hub = hub(st, HubConfig::default());
 

@@ -52,13 +52,6 @@ fn raw_text_update(content: &str) -> Vec<u8> {
     txn.encode_update_v1()
 }
 
-fn raw_text_update(content: &str) -> Vec<u8> {
-    let doc = yrs::Doc::new();
-    let mut txn = doc.transact_mut();
-    txn.get_or_insert_text("t").insert(&mut txn, 0, content);
-    txn.encode_update_v1()
-}
-
 fn text_update(content: &str) -> Bytes {
     encode_update(&raw_text_update(content))
 }

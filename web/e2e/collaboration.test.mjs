@@ -54,24 +54,33 @@ describe('collaboration', { timeout: 90_000 }, () => {
       const id = await server.createDocument('Team notes');
       const alice = await person(ALICE);
       const bob = await person(BOB);
-      await Promise.all([openDocument(alice.page, server.url, id), openDocument(bob.page, server.url, id)]);
-      await Promise.all([waitForSaveState(alice.page, 'saved'), waitForSaveState(bob.page, 'saved')]);
-
+      // A document under way: one line for each of them.
+      await openDocument(alice.page, server.url, id);
+      await waitForSaveState(alice.page, 'saved');
       await focusEnd(alice.page);
-      await focusEnd(bob.page);
-      const aliceWords = 'apple avocado apricot almond';
-      const bobWords = 'banana blueberry blackberry basil';
+      await alice.page.keyboard.type('Alice:');
+      await alice.page.keyboard.press('Enter');
+      await alice.page.keyboard.type('Bob:');
+      await waitForSaveState(alice.page, 'saved');
+      await openDocument(bob.page, server.url, id);
+      await waitForSaveState(bob.page, 'saved');
+
+      await alice.page.locator('.ProseMirror p', { hasText: 'Alice:' }).click();
+      await alice.page.keyboard.press('End');
+      await bob.page.locator('.ProseMirror p', { hasText: 'Bob:' }).click();
+      await bob.page.keyboard.press('End');
+      const aliceWords = ' apple avocado apricot almond';
+      const bobWords = ' banana blueberry blackberry basil';
       await Promise.all([
         alice.page.keyboard.type(aliceWords, { delay: 25 }),
         bob.page.keyboard.type(bobWords, { delay: 25 }),
       ]);
 
-      const [text] = await waitForConvergence(alice.page, bob.page, (s) =>
-        [...aliceWords.split(' '), ...bobWords.split(' ')].every((w) => s.includes(w)),
-      );
-      for (const word of [...aliceWords.split(' '), ...bobWords.split(' ')]) assert.ok(text.includes(word), `missing ${word}`);
+      const expected = `Alice:${aliceWords}\nBob:${bobWords}`;
+      const [text] = await waitForConvergence(alice.page, bob.page, (s) => s === expected);
+      assert.equal(text, expected);
 
-      // Each sees the other's caret, labelled with the other's name.
+      // Each sees the other's caret, labelled with the other's name...
       await alice.page.locator('.collaboration-carets__label', { hasText: BOB.name }).waitFor({ timeout: 10_000 });
       await bob.page.locator('.collaboration-carets__label', { hasText: ALICE.name }).waitFor({ timeout: 10_000 });
       // ...and the other's avatar in the header.

@@ -39,28 +39,43 @@ export default function EditorPage({ docId }: { docId: string }) {
     session?.setUser(identity);
   }, [session, identity]);
 
-  // Ask the server whether the document exists; offline, trust the local copy.
+  // The server's metadata (title; whether the document exists), refreshed
+  // when the window regains focus. Offline, the local copy is trusted.
+  const [serverTitle, setServerTitle] = useState<string | null>(null);
   useEffect(() => {
     let cancelled = false;
-    getDocument(docId).then(
-      (doc) => {
-        if (!cancelled) rememberDocument(doc);
-      },
-      (error) => {
-        if (!cancelled && error instanceof ApiError && error.status === 404) setMissing(true);
-      },
-    );
+    const load = () =>
+      getDocument(docId).then(
+        (doc) => {
+          if (cancelled) return;
+          rememberDocument(doc);
+          setServerTitle(doc.title);
+        },
+        (error) => {
+          if (!cancelled && error instanceof ApiError && error.status === 404) setMissing(true);
+        },
+      );
+    void load();
+    window.addEventListener('focus', load);
     return () => {
       cancelled = true;
+      window.removeEventListener('focus', load);
     };
   }, [docId]);
 
   if (missing) return <MissingDocument />;
   if (!session) return null;
-  return <EditorScreen key={docId} session={session} docId={docId} loaded={loaded} />;
+  return <EditorScreen key={docId} session={session} docId={docId} loaded={loaded} serverTitle={serverTitle} />;
 }
 
-function EditorScreen({ session, docId, loaded }: { session: CollabSession; docId: string; loaded: boolean }) {
+interface ScreenProps {
+  session: CollabSession;
+  docId: string;
+  loaded: boolean;
+  serverTitle: string | null;
+}
+
+function EditorScreen({ session, docId, loaded, serverTitle }: ScreenProps) {
   const { identity } = useIdentity();
   const saveState = useSaveState(session);
   const peers = usePeers(session);
@@ -73,7 +88,7 @@ function EditorScreen({ session, docId, loaded }: { session: CollabSession; docI
           <Link href="/" className="icon-button back-link" aria-label="All documents" title="All documents">
             <Icon name="back" />
           </Link>
-          <TitleField docId={docId} />
+          <TitleField docId={docId} serverTitle={serverTitle} />
           <SaveIndicator state={saveState} />
         </div>
         {/* You are the chip at the end of the header; these are the others. */}
@@ -114,7 +129,7 @@ function EditorScreen({ session, docId, loaded }: { session: CollabSession; docI
 }
 
 /** The title: edited in place, saved with PATCH shortly after typing stops. */
-function TitleField({ docId }: { docId: string }) {
+function TitleField({ docId, serverTitle }: { docId: string; serverTitle: string | null }) {
   const [title, setTitle] = useState(() => recalledTitle(docId) ?? '');
   const [error, setError] = useState<string | null>(null);
   const saved = useRef(title);
@@ -132,25 +147,14 @@ function TitleField({ docId }: { docId: string }) {
     }
   }, []);
 
-  // Load (and refresh on focus) the server's title unless the user is typing one.
+  const saving = useRef(false);
+
+  // Take the server's title unless the user is typing or saving one.
   useEffect(() => {
-    let cancelled = false;
-    const load = () =>
-      getDocument(docId).then(
-        (doc) => {
-          if (cancelled || editing.current) return;
-          saved.current = doc.title;
-          setTitle(doc.title);
-        },
-        () => {},
-      );
-    void load();
-    window.addEventListener('focus', load);
-    return () => {
-      cancelled = true;
-      window.removeEventListener('focus', load);
-    };
-  }, [docId]);
+    if (serverTitle === null || editing.current || saving.current) return;
+    saved.current = serverTitle;
+    setTitle(serverTitle);
+  }, [serverTitle]);
 
   const save = async (value: string) => {
     if (timer.current) clearTimeout(timer.current);
@@ -159,6 +163,7 @@ function TitleField({ docId }: { docId: string }) {
     const next = value.trim() || UNTITLED;
     if (next !== value) setTitle(next);
     if (next === saved.current.trim()) return;
+    saving.current = true;
     try {
       const doc = await renameDocument(docId, next);
       saved.current = doc.title;
@@ -166,6 +171,8 @@ function TitleField({ docId }: { docId: string }) {
       setError(null);
     } catch (e) {
       setError(e instanceof ApiError && !e.isNetwork ? e.message : 'Title not saved yet — will retry when back online.');
+    } finally {
+      saving.current = false;
     }
   };
 

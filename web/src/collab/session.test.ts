@@ -194,6 +194,26 @@ describe('CollabSession against a fake server', () => {
     expect(kind(session)).toBe('saved');
   });
 
+  it('lets the editor catch up before each remote change is applied', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session } = open(server);
+    const seen: string[] = [];
+    session.setBeforeRemoteChange(() => seen.push(session.fragment.toString()));
+    await session.start();
+    await flush();
+    const other = open(server, { docId: 'doc1' }).session;
+    await other.start();
+    await flush();
+    seen.length = 0;
+    type(other, 'remote words');
+    await flush();
+    // The hook ran at least once while the remote words were not yet applied.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen[0]).not.toContain('remote words');
+    expect(session.fragment.toString()).toContain('remote words');
+  });
+
   it('spreads reconnects of many clients after a server restart', async () => {
     const server = new FakeServer();
     server.autoAck = true;

@@ -28,11 +28,17 @@ export default function EditorPage({ docId }: { docId: string }) {
 
   useEffect(() => {
     const s = new CollabSession({ docId, wsBase: wsBase(), user: identityRef.current });
+    let current = true;
     setSession(s);
     setLoaded(false);
-    void s.loaded.then(() => setLoaded(true));
+    void s.loaded.then(() => {
+      if (current) setLoaded(true);
+    });
     void s.start();
-    return () => s.destroy();
+    return () => {
+      current = false;
+      s.destroy();
+    };
   }, [docId]);
 
   useEffect(() => {

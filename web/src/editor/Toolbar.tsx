@@ -3,7 +3,7 @@
 
 import type { Editor } from '@tiptap/core';
 import { useEditorState } from '@tiptap/react';
-import { useRef, type KeyboardEvent, type ReactNode } from 'react';
+import { useRef, useState, type KeyboardEvent, type ReactNode } from 'react';
 
 import { Icon, type IconName } from '../components/Icon';
 import { formatShortcut } from './shortcuts';
@@ -68,9 +68,11 @@ export function Toolbar({ editor, onLink, disabled }: { editor: Editor; onLink: 
     equalityFn: (a, b) => JSON.stringify(a) === JSON.stringify(b),
   });
   const ref = useRef<HTMLDivElement>(null);
+  // Roving tab stop: the one button Tab lands on.
+  const [active, setActive] = useState(0);
 
   const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
-    const buttons = [...(ref.current?.querySelectorAll<HTMLButtonElement>('button') ?? [])];
+    const buttons = [...(ref.current?.querySelectorAll<HTMLButtonElement>('button:not(:disabled)') ?? [])];
     const index = buttons.indexOf(document.activeElement as HTMLButtonElement);
     if (index < 0) return;
     let next = -1;
@@ -80,19 +82,19 @@ export function Toolbar({ editor, onLink, disabled }: { editor: Editor; onLink: 
     else if (event.key === 'End') next = buttons.length - 1;
     if (next < 0) return;
     event.preventDefault();
-    buttons.forEach((b, i) => (b.tabIndex = i === next ? 0 : -1));
+    setActive(Number(buttons[next]!.dataset.index));
     buttons[next]!.focus();
   };
 
-  let first = true;
+  let index = -1;
   return (
     <div className="toolbar" role="toolbar" aria-label="Formatting" aria-controls="editor-content" ref={ref} onKeyDown={onKeyDown}>
       {itemGroups.map((group, gi) => (
         <div className="toolbar-group" key={gi} role="group">
           {group.map((item) => {
             const s = state?.[item.id] ?? { active: false, enabled: true };
-            const tabIndex = first ? 0 : -1;
-            first = false;
+            index += 1;
+            const tabIndex = index === active ? 0 : -1;
             const title = item.shortcut ? `${item.label} (${formatShortcut(item.shortcut)})` : item.label;
             return (
               <button
@@ -104,11 +106,17 @@ export function Toolbar({ editor, onLink, disabled }: { editor: Editor; onLink: 
                 aria-keyshortcuts={item.shortcut?.replace('Mod', 'Control')}
                 aria-pressed={item.active ? s.active : undefined}
                 title={title}
-                disabled={disabled || !s.enabled}
+                // Unavailable commands (nothing to undo) stay focusable, as the
+                // ARIA toolbar pattern advises; a read-only editor disables all.
+                disabled={disabled}
+                aria-disabled={!s.enabled || undefined}
                 data-testid={`tb-${item.id}`}
+                data-index={index}
                 // Keep the editor's selection: don't move focus on mouse down.
                 onMouseDown={(e) => e.preventDefault()}
-                onClick={() => item.run(editor)}
+                onClick={() => {
+                  if (s.enabled) item.run(editor);
+                }}
               >
                 {item.icon ? <Icon name={item.icon} /> : item.text}
               </button>

@@ -56,6 +56,15 @@ export class QuireServer {
     const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
     const server = new QuireServer({ port: await freePort(), dataDir });
     await server.start();
+    // Fail fast, and say why, when the binary does not serve this web app.
+    const shell = await (await fetch(server.url + '/')).text();
+    if (!shell.includes('id="root"')) {
+      await server.stop();
+      throw new Error(
+        `${QUIRE_BIN} does not serve the built web app (web/dist). Build the app (npm --prefix web run build), ` +
+          'then rebuild the server from this checkout so it can find web/dist.',
+      );
+    }
     return server;
   }
 

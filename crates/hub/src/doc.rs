@@ -4,10 +4,12 @@
 //! of the log.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use quire_bus::{BusEvent, BusPayload, Subscription};
 use quire_protocol::{
     AwarenessUpdate, Message, SyncMessage, encode_ack, encode_awareness, encode_permission_denied,
@@ -94,10 +96,21 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
                 metrics::histogram!(m::DOCUMENT_LOAD_SECONDS)
                     .record(started.elapsed().as_secs_f64());
                 metrics::gauge!(m::DOCUMENTS_LIVE).increment(1.0);
+                let (hub2, id2) = (hub.clone(), id.clone());
                 let actor = DocActor::new(
                     hub, id, doc, &stored, sub, control_tx, control_rx, frames_rx,
                 );
-                actor.run().await;
+                // Last line of defence: an actor that panics anyway must not
+                // leave a dead entry that refuses every later join. Its
+                // sessions see their channels close and reconnect; the next
+                // join reloads from the store.
+                if AssertUnwindSafe(actor.run()).catch_unwind().await.is_err() {
+                    tracing::error!(doc = %id2, "document actor panicked; unloading it");
+                    hub2.docs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id2);
+                }
                 metrics::gauge!(m::DOCUMENTS_LIVE).decrement(1.0);
             }
             Err(e) => {
@@ -312,7 +325,7 @@ impl DocActor {
                 reply,
             } => {
                 if self.closing {
-                    let _ = reply.send(Err(HubError::ShuttingDown));
+                    let _ = reply.send(Err(HubError::Unavailable));
                     return Flow::Continue;
                 }
                 self.join(conn, opts, out, close);
@@ -542,23 +555,41 @@ impl DocActor {
             );
             return;
         }
-        let decoded = match Update::decode_v1(&update) {
-            Ok(u) => u,
-            Err(_) => {
+        let changed = match decode_and_apply(&self.doc, &update) {
+            Ok(changed) => changed,
+            Err(ApplyError::Undecodable) => {
                 self.close_conn(
                     conn,
                     CloseFrame::new(CloseCode::Malformed, "undecodable update"),
                 );
                 return;
             }
-        };
-        let changed = match apply(&self.doc, decoded) {
-            Ok(changed) => changed,
-            Err(e) => {
+            Err(ApplyError::Rejected(e)) => {
                 self.close_conn(
                     conn,
                     CloseFrame::new(CloseCode::Malformed, format!("update does not apply: {e}")),
                 );
+                return;
+            }
+            Err(ApplyError::Panicked) => {
+                // yrs panicked part-way through: the in-memory document can't
+                // be trusted. The update was neither stored nor broadcast, so
+                // the store and the other clients are consistent; close
+                // everyone and let the next join reload from the store.
+                tracing::error!(doc = %self.id, conn, "applying an update panicked; reloading the document");
+                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "panic").increment(1);
+                self.close_conn(
+                    conn,
+                    CloseFrame::new(
+                        CloseCode::Malformed,
+                        "update rejected: it could not be applied",
+                    ),
+                );
+                Box::pin(self.begin_close(CloseFrame::new(
+                    CloseCode::InternalError,
+                    "document reloading after an internal error",
+                )))
+                .await;
                 return;
             }
         };
@@ -801,6 +832,23 @@ impl DocActor {
 
 /// Applies an update; `Ok(true)` if it changed the document (new items, new
 /// deletions, or content parked until its dependencies arrive).
+enum ApplyError {
+    Undecodable,
+    Rejected(String),
+    Panicked,
+}
+
+/// Decodes and applies a client's update. yrs can panic on inputs Yjs
+/// accepts (its debug assertions, and bugs); a panic is caught here so it
+/// costs the offending socket, not the node.
+fn decode_and_apply(doc: &yrs::Doc, update: &[u8]) -> Result<bool, ApplyError> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let decoded = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
+        apply(doc, decoded).map_err(|e| ApplyError::Rejected(e.to_string()))
+    }));
+    result.unwrap_or(Err(ApplyError::Panicked))
+}
+
 fn apply(doc: &yrs::Doc, update: Update) -> Result<bool, yrs::error::UpdateError> {
     let mut txn = doc.transact_mut();
     txn.apply_update(update)?;

@@ -86,6 +86,8 @@ pub enum HubError {
     LoadFailed(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the document is closing or reloading; retry shortly")]
+    Unavailable,
 }
 
 /// What a session may do and which extensions it opted in to.
@@ -186,7 +188,8 @@ impl Hub {
         match reply_rx.await {
             Ok(Ok(())) => Ok(Session::new(conn, handle, out_rx, close_rx)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(HubError::ShuttingDown),
+            Err(_) if self.inner.cancel.is_cancelled() => Err(HubError::ShuttingDown),
+            Err(_) => Err(HubError::Unavailable),
         }
     }
 

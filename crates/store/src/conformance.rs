@@ -13,7 +13,7 @@
 //!
 //! #[async_trait::async_trait]
 //! impl quire_store::conformance::Harness for MyHarness {
-//!     async fn open(&self) -> Arc<dyn DocStore> { /* ... */ }
+//!     async fn open(&self) -> Arc<dyn Store> { /* ... */ }
 //! }
 //!
 //! async fn fresh() -> MyHarness { /* new, empty storage */ }
@@ -35,7 +35,12 @@ use bytes::Bytes;
 use quire_types::{DocId, Seq, UnixMillis};
 use tokio::task::JoinSet;
 
-use crate::{Append, CompactOutcome, DocStore, ListQuery, Snapshot, StoreError, StoredDoc};
+use quire_types::{AuthSessionId, DocRole, UserId, WorkspaceId, WorkspaceRole};
+
+use crate::{
+    Append, CompactOutcome, DocScope, DocStore, ListQuery, NewToken, NewUser, Rotation, Snapshot,
+    Store, StoreError, StoredDoc, TokenKind,
+};
 
 /// How the suite reaches the storage under test. Each test gets its own
 /// harness over fresh, empty storage (a new file, a new schema ...).
@@ -45,7 +50,7 @@ pub trait Harness: Send + Sync {
     /// store opened second sees what the first committed, as after a restart
     /// or on another node. Panics if the storage can't be opened: an
     /// unreachable database must fail the suite, not skip it.
-    async fn open(&self) -> Arc<dyn DocStore>;
+    async fn open(&self) -> Arc<dyn Store>;
 
     /// Over how many stores opened on the same storage the concurrent checks
     /// spread their tasks, like nodes of a cluster sharing one database.
@@ -100,6 +105,13 @@ macro_rules! doc_store_conformance {
             delete_removes_log_and_snapshot,
             data_survives_reopen,
             ping_answers,
+            users_have_unique_emails_and_a_personal_workspace,
+            refresh_rotation_has_one_winner_and_revocation_sticks,
+            documents_are_private_until_shared,
+            link_sharing_grants_and_withdraws,
+            workspaces_have_members_and_roles,
+            deleting_a_document_removes_its_grants,
+            expired_tokens_are_purged,
         );
     };
     (@checks $harness:expr; $($check:ident),* $(,)?) => {
@@ -479,6 +491,14 @@ pub async fn seqs_continue_after_compaction(h: &dyn Harness) {
 
 /// The stores the concurrent checks spread their tasks over: one per node.
 async fn open_nodes(h: &dyn Harness) -> Vec<Arc<dyn DocStore>> {
+    let mut nodes: Vec<Arc<dyn DocStore>> = Vec::new();
+    for _ in 0..h.nodes().max(1) {
+        nodes.push(h.open().await);
+    }
+    nodes
+}
+
+async fn open_store_nodes(h: &dyn Harness) -> Vec<Arc<dyn Store>> {
     let mut nodes = Vec::new();
     for _ in 0..h.nodes().max(1) {
         nodes.push(h.open().await);
@@ -1013,4 +1033,525 @@ pub async fn data_survives_reopen(h: &dyn Harness) {
 pub async fn ping_answers(h: &dyn Harness) {
     let store = h.open().await;
     store.ping().await.expect("ping");
+}
+
+// ---------------------------------------------------------------------------
+// Accounts and access (AuthStore).
+
+fn new_user(tag: &str) -> NewUser {
+    NewUser {
+        id: UserId::generate(),
+        email: format!("{tag}@example.test"),
+        name: tag.to_string(),
+        color: "#336699".to_string(),
+        password_hash: format!("$argon2id$fake${tag}"),
+        workspace: WorkspaceId::generate(),
+        workspace_name: format!("{tag}'s workspace"),
+    }
+}
+
+fn token(hash: &str, kind: TokenKind, expires_at: i64) -> NewToken {
+    NewToken {
+        hash: hash.to_string(),
+        kind,
+        expires_at: UnixMillis(expires_at),
+    }
+}
+
+pub async fn users_have_unique_emails_and_a_personal_workspace(h: &dyn Harness) {
+    let store = h.open().await;
+    let ada = new_user("ada");
+    let user = store.create_user(&ada).await.expect("create user");
+    assert_eq!(user.email, "ada@example.test");
+    let again = NewUser {
+        id: UserId::generate(),
+        workspace: WorkspaceId::generate(),
+        ..ada.clone()
+    };
+    assert!(
+        matches!(
+            store.create_user(&again).await,
+            Err(StoreError::AlreadyExists)
+        ),
+        "a second account with the same email"
+    );
+    let (found, hash) = store
+        .user_by_email("ada@example.test")
+        .await
+        .expect("by email")
+        .expect("found");
+    assert_eq!(found, user);
+    assert_eq!(hash, ada.password_hash);
+    assert_eq!(store.user(&ada.id).await.expect("by id"), Some(user));
+    assert_eq!(store.user_by_email("nobody@x").await.expect("lookup"), None);
+    let spaces = store.workspaces_of(&ada.id).await.expect("workspaces");
+    assert_eq!(spaces.len(), 1);
+    assert_eq!(spaces[0].id, ada.workspace);
+    assert_eq!(spaces[0].role, WorkspaceRole::Admin);
+}
+
+pub async fn refresh_rotation_has_one_winner_and_revocation_sticks(h: &dyn Harness) {
+    let stores = open_store_nodes(h).await;
+    let store = &stores[0];
+    let ada = new_user("ada");
+    store.create_user(&ada).await.expect("user");
+    let session = AuthSessionId::generate();
+    let far = UnixMillis::now().0 + 3_600_000;
+    store
+        .create_auth_session(
+            &session,
+            &ada.id,
+            &[
+                token("a0", TokenKind::Access, far),
+                token("r0", TokenKind::Refresh, far),
+            ],
+        )
+        .await
+        .expect("session");
+    let info = store.token("r0").await.expect("token").expect("known");
+    assert_eq!(
+        (info.kind, &info.session, &info.user),
+        (TokenKind::Refresh, &session, &ada.id)
+    );
+    assert!(info.rotated_at.is_none() && !info.session_revoked);
+    assert_eq!(store.token("nope").await.expect("token"), None);
+
+    // Many concurrent exchanges of one refresh token, across nodes: one wins.
+    let mut set = JoinSet::new();
+    for i in 0..8 {
+        let s = stores[i % stores.len()].clone();
+        set.spawn(async move {
+            let issue = [token(&format!("r1-{i}"), TokenKind::Refresh, far)];
+            s.rotate_refresh_token("r0", UnixMillis::now(), &issue)
+                .await
+                .expect("rotate")
+        });
+    }
+    let mut winners = 0;
+    while let Some(r) = set.join_next().await {
+        match r.expect("task") {
+            Rotation::Rotated => winners += 1,
+            Rotation::AlreadyRotated { .. } => {}
+            Rotation::Invalid => panic!("a rotated token reported invalid"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one exchange rotates the token");
+    let stored: Vec<_> = {
+        let mut v = Vec::new();
+        for i in 0..8 {
+            if store
+                .token(&format!("r1-{i}"))
+                .await
+                .expect("token")
+                .is_some()
+            {
+                v.push(i);
+            }
+        }
+        v
+    };
+    assert_eq!(stored.len(), 1, "only the winner's successor is stored");
+    assert!(
+        store
+            .token("r0")
+            .await
+            .expect("t")
+            .expect("k")
+            .rotated_at
+            .is_some()
+    );
+    // An access token cannot be rotated.
+    assert_eq!(
+        store
+            .rotate_refresh_token("a0", UnixMillis::now(), &[])
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+    // Extra tokens (the grace path) go to live sessions only.
+    assert!(
+        store
+            .issue_tokens(&session, &ada.id, &[token("a2", TokenKind::Access, far)])
+            .await
+            .expect("issue")
+    );
+
+    store
+        .revoke_auth_session(&session, UnixMillis::now())
+        .await
+        .expect("revoke");
+    assert!(
+        store
+            .token("a2")
+            .await
+            .expect("t")
+            .expect("k")
+            .session_revoked
+    );
+    let live_successor = format!("r1-{}", stored[0]);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&live_successor, UnixMillis::now(), &[])
+            .await
+            .expect("rotate"),
+        Rotation::Invalid,
+        "a revoked family cannot be refreshed"
+    );
+    assert!(
+        !store
+            .issue_tokens(&session, &ada.id, &[token("a3", TokenKind::Access, far)])
+            .await
+            .expect("issue")
+    );
+
+    // Signing out everywhere revokes every live session and names them.
+    let (s2, s3) = (AuthSessionId::generate(), AuthSessionId::generate());
+    for s in [&s2, &s3] {
+        store
+            .create_auth_session(s, &ada.id, &[])
+            .await
+            .expect("session");
+    }
+    let mut revoked = store
+        .revoke_user_sessions(&ada.id, UnixMillis::now())
+        .await
+        .expect("revoke all");
+    revoked.sort();
+    let mut want = vec![s2, s3];
+    want.sort();
+    assert_eq!(revoked, want);
+}
+
+pub async fn documents_are_private_until_shared(h: &dyn Harness) {
+    let store = h.open().await;
+    let (ada, bob) = (new_user("ada"), new_user("bob"));
+    store.create_user(&ada).await.expect("ada");
+    let bob_user = store.create_user(&bob).await.expect("bob");
+    let d = doc("private-doc");
+    store
+        .create_owned_document(&d, "Plans", &ada.workspace, &ada.id)
+        .await
+        .expect("create");
+    assert!(matches!(
+        store
+            .create_owned_document(&d, "Again", &ada.workspace, &ada.id)
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let own = store
+        .document_access(&d, &ada.id)
+        .await
+        .expect("access")
+        .expect("owner sees it");
+    assert_eq!(own.role, DocRole::Owner);
+    assert_eq!(own.workspace.as_ref(), Some(&ada.workspace));
+    assert_eq!(own.owner.as_ref(), Some(&ada.id));
+    assert_eq!(
+        store.document_access(&d, &bob.id).await.expect("access"),
+        None
+    );
+    assert_eq!(
+        store
+            .document_access(&doc("missing"), &ada.id)
+            .await
+            .expect("access"),
+        None
+    );
+    // An ownerless (pre-accounts) document is nobody's.
+    store
+        .create_document(&doc("legacy"), "Old")
+        .await
+        .expect("legacy");
+    assert_eq!(
+        store
+            .document_access(&doc("legacy"), &ada.id)
+            .await
+            .expect("access"),
+        None
+    );
+
+    let q = ListQuery::default();
+    let owned = store
+        .list_accessible(&ada.id, DocScope::Owned, &q)
+        .await
+        .expect("list");
+    assert_eq!(
+        owned.iter().map(|a| a.meta.id.as_str()).collect::<Vec<_>>(),
+        vec!["private-doc"]
+    );
+    assert!(
+        store
+            .list_accessible(&bob.id, DocScope::SharedWithMe, &q)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    store
+        .put_share(&d, &bob.id, DocRole::Viewer, false)
+        .await
+        .expect("share");
+    let seen = store
+        .document_access(&d, &bob.id)
+        .await
+        .expect("access")
+        .expect("shared");
+    assert_eq!(seen.role, DocRole::Viewer);
+    let shared = store
+        .list_accessible(&bob.id, DocScope::SharedWithMe, &q)
+        .await
+        .expect("list");
+    assert_eq!(shared.len(), 1);
+    assert_eq!(
+        (shared[0].meta.title.as_str(), shared[0].role),
+        ("Plans", DocRole::Viewer)
+    );
+    let filtered = ListQuery {
+        title_contains: Some("PLA".into()),
+        limit: None,
+    };
+    assert_eq!(
+        store
+            .list_accessible(&bob.id, DocScope::SharedWithMe, &filtered)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let none = ListQuery {
+        title_contains: Some("zzz".into()),
+        limit: None,
+    };
+    assert!(
+        store
+            .list_accessible(&bob.id, DocScope::SharedWithMe, &none)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Changing the role replaces it; a link grant never demotes it.
+    store
+        .put_share(&d, &bob.id, DocRole::Editor, false)
+        .await
+        .expect("promote");
+    store
+        .put_share(&d, &bob.id, DocRole::Viewer, true)
+        .await
+        .expect("link grant");
+    let entries = store.shares(&d).await.expect("shares");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (&entries[0].user, entries[0].role, entries[0].via_link),
+        (&bob_user, DocRole::Editor, false)
+    );
+    assert!(matches!(
+        store
+            .put_share(&doc("missing"), &bob.id, DocRole::Viewer, false)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert!(store.remove_share(&d, &bob.id).await.expect("unshare"));
+    assert!(
+        !store
+            .remove_share(&d, &bob.id)
+            .await
+            .expect("unshare twice")
+    );
+    assert_eq!(
+        store.document_access(&d, &bob.id).await.expect("access"),
+        None
+    );
+}
+
+pub async fn link_sharing_grants_and_withdraws(h: &dyn Harness) {
+    let store = h.open().await;
+    let (ada, bob, cy) = (new_user("ada"), new_user("bob"), new_user("cy"));
+    for u in [&ada, &bob, &cy] {
+        store.create_user(u).await.expect("user");
+    }
+    let d = doc("linked");
+    store
+        .create_owned_document(&d, "Linked", &ada.workspace, &ada.id)
+        .await
+        .expect("create");
+    assert_eq!(store.link(&d).await.expect("link"), None);
+    store
+        .set_link(&d, "h1", DocRole::Viewer)
+        .await
+        .expect("link on");
+    assert_eq!(
+        store.link(&d).await.expect("link").map(|l| l.role),
+        Some(DocRole::Viewer)
+    );
+    assert_eq!(
+        store.link_role(&d, "h1").await.expect("role"),
+        Some(DocRole::Viewer)
+    );
+    assert_eq!(store.link_role(&d, "h2").await.expect("role"), None);
+    assert_eq!(
+        store.link_role(&doc("other"), "h1").await.expect("role"),
+        None
+    );
+    // A new link replaces the old token.
+    store
+        .set_link(&d, "h2", DocRole::Editor)
+        .await
+        .expect("new link");
+    assert_eq!(store.link_role(&d, "h1").await.expect("role"), None);
+    assert_eq!(
+        store.link_role(&d, "h2").await.expect("role"),
+        Some(DocRole::Editor)
+    );
+    assert!(matches!(
+        store.set_link(&doc("missing"), "h3", DocRole::Viewer).await,
+        Err(StoreError::NotFound)
+    ));
+
+    store
+        .put_share(&d, &bob.id, DocRole::Editor, true)
+        .await
+        .expect("bob via link");
+    store
+        .put_share(&d, &cy.id, DocRole::Viewer, false)
+        .await
+        .expect("cy invited");
+    let entries = store.shares(&d).await.expect("shares");
+    assert!(entries.iter().any(|e| e.user.id == bob.id && e.via_link));
+
+    let withdrawn = store.remove_link(&d).await.expect("link off");
+    assert_eq!(withdrawn, vec![bob.id.clone()]);
+    assert_eq!(store.link(&d).await.expect("link"), None);
+    assert_eq!(store.link_role(&d, "h2").await.expect("role"), None);
+    assert_eq!(
+        store.document_access(&d, &bob.id).await.expect("access"),
+        None
+    );
+    assert!(
+        store
+            .document_access(&d, &cy.id)
+            .await
+            .expect("access")
+            .is_some(),
+        "invited people keep access"
+    );
+}
+
+pub async fn workspaces_have_members_and_roles(h: &dyn Harness) {
+    let store = h.open().await;
+    let (ada, bob) = (new_user("ada"), new_user("bob"));
+    store.create_user(&ada).await.expect("ada");
+    store.create_user(&bob).await.expect("bob");
+    let team = WorkspaceId::generate();
+    let ws = store
+        .create_workspace(&team, "Team", &ada.id)
+        .await
+        .expect("create");
+    assert_eq!(ws.role, WorkspaceRole::Admin);
+    assert_eq!(
+        store.workspace_role(&team, &ada.id).await.expect("role"),
+        Some(WorkspaceRole::Admin)
+    );
+    assert_eq!(
+        store.workspace_role(&team, &bob.id).await.expect("role"),
+        None
+    );
+    store
+        .set_workspace_member(&team, &bob.id, WorkspaceRole::Member)
+        .await
+        .expect("invite");
+    assert_eq!(
+        store.workspace_role(&team, &bob.id).await.expect("role"),
+        Some(WorkspaceRole::Member)
+    );
+    store
+        .set_workspace_member(&team, &bob.id, WorkspaceRole::Admin)
+        .await
+        .expect("promote");
+    let members = store.workspace_members(&team).await.expect("members");
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.user.email.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        vec![
+            ("ada@example.test", WorkspaceRole::Admin),
+            ("bob@example.test", WorkspaceRole::Admin)
+        ]
+    );
+    assert_eq!(store.workspaces_of(&bob.id).await.expect("of bob").len(), 2);
+    assert!(
+        store
+            .remove_workspace_member(&team, &bob.id)
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .remove_workspace_member(&team, &bob.id)
+            .await
+            .expect("remove again")
+    );
+    assert_eq!(store.workspaces_of(&bob.id).await.expect("of bob").len(), 1);
+}
+
+pub async fn deleting_a_document_removes_its_grants(h: &dyn Harness) {
+    let store = h.open().await;
+    let (ada, bob) = (new_user("ada"), new_user("bob"));
+    store.create_user(&ada).await.expect("ada");
+    store.create_user(&bob).await.expect("bob");
+    let d = doc("short-lived");
+    store
+        .create_owned_document(&d, "Doomed", &ada.workspace, &ada.id)
+        .await
+        .expect("create");
+    store
+        .put_share(&d, &bob.id, DocRole::Editor, false)
+        .await
+        .expect("share");
+    store
+        .set_link(&d, "hx", DocRole::Viewer)
+        .await
+        .expect("link");
+    store.delete_document(&d).await.expect("delete");
+    assert!(store.shares(&d).await.expect("shares").is_empty());
+    assert_eq!(store.link(&d).await.expect("link"), None);
+    // Re-created under the same id (as an append would), it is nobody's.
+    store.append(&[append(&d, "x")]).await.expect("append");
+    assert_eq!(
+        store.document_access(&d, &bob.id).await.expect("access"),
+        None
+    );
+    assert_eq!(
+        store.document_access(&d, &ada.id).await.expect("access"),
+        None
+    );
+}
+
+pub async fn expired_tokens_are_purged(h: &dyn Harness) {
+    let store = h.open().await;
+    let ada = new_user("ada");
+    store.create_user(&ada).await.expect("ada");
+    let now = UnixMillis::now().0;
+    store
+        .create_auth_session(
+            &AuthSessionId::generate(),
+            &ada.id,
+            &[
+                token("old", TokenKind::Access, now - 1000),
+                token("new", TokenKind::Access, now + 60_000),
+            ],
+        )
+        .await
+        .expect("session");
+    assert_eq!(
+        store
+            .purge_expired_tokens(UnixMillis(now))
+            .await
+            .expect("purge"),
+        1
+    );
+    assert_eq!(store.token("old").await.expect("t"), None);
+    assert!(store.token("new").await.expect("t").is_some());
 }

@@ -1,5 +1,6 @@
 //! Durable storage for Quire: the per-document update log, snapshots made by
-//! compaction, and document metadata.
+//! compaction, document metadata, and (in [`auth`]) accounts, sessions,
+//! workspaces and who may open which document.
 //!
 //! The store knows nothing of Yjs: an update or a snapshot is an opaque byte
 //! string. Merging updates into a snapshot is the hub's job; the store only
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use quire_types::{DocId, Seq, UnixMillis};
 use serde::Serialize;
 
+pub mod auth;
 mod common;
 mod postgres;
 mod sqlite;
@@ -19,6 +21,10 @@ mod sqlite;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use auth::{
+    AuthStore, DocAccess, DocScope, LinkInfo, Member, NewToken, NewUser, Rotation, ShareEntry,
+    TokenInfo, TokenKind, User, Workspace,
+};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -106,6 +112,13 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything a Quire node stores: documents and their logs ([`DocStore`]),
+/// and accounts and access ([`AuthStore`]). One object implements both so
+/// that a document and the rows that guard it live in one database.
+pub trait Store: DocStore + AuthStore {}
+
+impl<T: DocStore + AuthStore> Store for T {}
 
 /// The storage boundary. Every method is one transaction (or none).
 #[async_trait::async_trait]

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use quire_store::conformance::Harness;
-use quire_store::{Append, DocStore, PgOptions, PgStore, StoreError};
+use quire_store::{Append, DocStore, PgOptions, PgStore, Store, StoreError};
 use quire_types::DocId;
 use sqlx::{Connection, Executor};
 
@@ -47,7 +47,7 @@ impl PgHarness {
 
 #[async_trait::async_trait]
 impl Harness for PgHarness {
-    async fn open(&self) -> Arc<dyn DocStore> {
+    async fn open(&self) -> Arc<dyn Store> {
         Arc::new(self.connect().await)
     }
 

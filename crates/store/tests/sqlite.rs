@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use quire_store::conformance::Harness;
-use quire_store::{Append, DocStore, SqliteOptions, SqliteStore};
+use quire_store::{Append, DocStore, SqliteOptions, SqliteStore, Store};
 use quire_types::DocId;
 
 struct SqliteHarness {
@@ -20,7 +20,7 @@ impl SqliteHarness {
 
 #[async_trait::async_trait]
 impl Harness for SqliteHarness {
-    async fn open(&self) -> Arc<dyn DocStore> {
+    async fn open(&self) -> Arc<dyn Store> {
         let store = SqliteStore::open(&self.path(), SqliteOptions::default())
             .await
             .expect("opening the SQLite store");

@@ -139,6 +139,129 @@ impl UnixMillis {
     }
 }
 
+/// Declares an opaque string id: generated server-side, compared and stored
+/// as text, never parsed for meaning.
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A fresh random id (UUID v7: time-ordered, so new rows append
+            /// at the end of their index).
+            pub fn generate() -> Self {
+                $name(uuid::Uuid::now_v7().simple().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// An account.
+    UserId
+);
+opaque_id!(
+    /// A workspace (organization): documents and members belong to one.
+    WorkspaceId
+);
+opaque_id!(
+    /// One sign-in: a refresh-token family and the access tokens it minted.
+    /// Revoking it signs that browser out and closes its sockets.
+    AuthSessionId
+);
+
+/// What a person may do with one document, weakest first, so that `>=`
+/// compares privileges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocRole {
+    Viewer,
+    Commenter,
+    Editor,
+    Owner,
+}
+
+impl DocRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocRole::Viewer => "viewer",
+            DocRole::Commenter => "commenter",
+            DocRole::Editor => "editor",
+            DocRole::Owner => "owner",
+        }
+    }
+
+    /// Whether this role may change the document's text. Commenters may not:
+    /// comments are not part of the text (and are not built yet), so over the
+    /// sync protocol a commenter is read-only.
+    pub fn can_edit(self) -> bool {
+        self >= DocRole::Editor
+    }
+}
+
+impl FromStr for DocRole {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "viewer" => DocRole::Viewer,
+            "commenter" => DocRole::Commenter,
+            "editor" => DocRole::Editor,
+            "owner" => DocRole::Owner,
+            _ => return Err(UnknownRole(s.to_string())),
+        })
+    }
+}
+
+/// A member's role in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceRole {
+    Member,
+    Admin,
+}
+
+impl WorkspaceRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkspaceRole::Member => "member",
+            WorkspaceRole::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for WorkspaceRole {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "member" => WorkspaceRole::Member,
+            "admin" => WorkspaceRole::Admin,
+            _ => return Err(UnknownRole(s.to_string())),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(pub String);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +275,24 @@ mod tests {
         assert_eq!(DocId::new(".hidden"), Err(DocIdError::BadCharacter));
         assert_eq!(DocId::new("é"), Err(DocIdError::BadCharacter));
         assert!(DocId::new(DocId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn roles_order_by_privilege_and_round_trip() {
+        assert!(DocRole::Owner > DocRole::Editor && DocRole::Commenter > DocRole::Viewer);
+        assert!(DocRole::Editor.can_edit() && !DocRole::Commenter.can_edit());
+        for r in [
+            DocRole::Viewer,
+            DocRole::Commenter,
+            DocRole::Editor,
+            DocRole::Owner,
+        ] {
+            assert_eq!(r.as_str().parse::<DocRole>().unwrap(), r);
+        }
+        assert!("root".parse::<DocRole>().is_err());
+        assert_eq!(
+            "admin".parse::<WorkspaceRole>().unwrap(),
+            WorkspaceRole::Admin
+        );
     }
 }

@@ -16,7 +16,7 @@ use quire_protocol::{
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
-use quire_types::{DocId, NodeId};
+use quire_types::{DocId, NodeId, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -27,7 +27,7 @@ use crate::awareness::{Awareness, RelayPayload};
 use crate::compaction::{self, CompactionResult};
 use crate::metrics as m;
 use crate::session::{CloseCode, CloseFrame, ConnId};
-use crate::{HubError, HubInner, JoinOptions, Presence};
+use crate::{AccessChange, HubError, HubInner, JoinOptions, Presence, SessionTarget};
 
 /// Frames from all sessions of one document waiting for the actor. Small: a
 /// full queue makes readers wait, which is the backpressure we want.
@@ -61,6 +61,16 @@ pub(crate) enum DocCommand {
     Evict {
         frame: CloseFrame,
         done: oneshot::Sender<()>,
+    },
+    ChangeAccess {
+        user: UserId,
+        change: AccessChange,
+        reply: oneshot::Sender<usize>,
+    },
+    CloseSessions {
+        target: SessionTarget,
+        frame: CloseFrame,
+        reply: oneshot::Sender<usize>,
     },
     Shutdown,
 }
@@ -382,6 +392,34 @@ impl DocActor {
                 self.exit_waiters.push(done);
                 self.begin_close(frame).await;
             }
+            DocCommand::ChangeAccess {
+                user,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.change_access(&user, change));
+            }
+            DocCommand::CloseSessions {
+                target,
+                frame,
+                reply,
+            } => {
+                let matching: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| {
+                        c.opts
+                            .principal
+                            .as_ref()
+                            .is_some_and(|p| target.matches(p))
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &matching {
+                    self.close_conn(*id, frame.clone());
+                }
+                let _ = reply.send(matching.len());
+            }
             DocCommand::Shutdown => {
                 self.begin_close(CloseFrame::new(
                     CloseCode::GoingAway,
@@ -391,6 +429,36 @@ impl DocActor {
             }
         }
         Flow::Continue
+    }
+
+    /// Applies a change of rights to one user's sessions. Frames of theirs
+    /// still queued are judged afterwards, by the new rights: the actor
+    /// takes control commands before frames.
+    fn change_access(&mut self, user: &UserId, change: AccessChange) -> usize {
+        let matching: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.opts.principal.as_ref().is_some_and(|p| &p.user == user))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &matching {
+            match change {
+                AccessChange::ReadOnly => {
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.opts.can_write = false;
+                    }
+                    self.send_to(*id, encode_permission_denied("access changed: read-only"));
+                }
+                AccessChange::Reconnect => self.close_conn(
+                    *id,
+                    CloseFrame::new(CloseCode::AccessChanged, "access changed; reconnect"),
+                ),
+                AccessChange::Revoked => {
+                    self.close_conn(*id, CloseFrame::new(CloseCode::Forbidden, "access revoked"))
+                }
+            }
+        }
+        matching.len()
     }
 
     /// Stops taking frames and closes every session with `frame`. Frames

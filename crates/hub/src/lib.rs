@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use quire_bus::Bus;
 use quire_store::DocStore;
-use quire_types::DocId;
+use quire_types::{AuthSessionId, DocId, UserId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -91,13 +91,16 @@ pub enum HubError {
 }
 
 /// What a session may do and which extensions it opted in to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct JoinOptions {
     /// Send Quire durable acks (message 100) to this session.
     pub durable_acks: bool,
     /// Whether updates from this session are applied. A read-only session's
     /// updates are refused with a permission-denied message.
     pub can_write: bool,
+    /// On whose behalf the session runs, so that revoking that user's access
+    /// or sign-in can find it. The hub never interprets it.
+    pub principal: Option<Principal>,
 }
 
 impl Default for JoinOptions {
@@ -105,6 +108,48 @@ impl Default for JoinOptions {
         JoinOptions {
             durable_acks: false,
             can_write: true,
+            principal: None,
+        }
+    }
+}
+
+/// The user and sign-in a session was opened under. Opaque ids: the hub
+/// knows nothing of cookies or tokens, only which sessions to close or
+/// downgrade when the HTTP layer says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserId,
+    pub auth_session: AuthSessionId,
+}
+
+/// A change to what one user may do in one document, applied to their live
+/// sessions there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Updates are refused from now on (permission-denied, with a reason
+    /// saying so), while the session keeps receiving everyone else's.
+    ReadOnly,
+    /// Closed with [`CloseCode::AccessChanged`]: the client reconnects and
+    /// joins with its new (greater) rights.
+    Reconnect,
+    /// Closed with [`CloseCode::Forbidden`]: access is gone.
+    Revoked,
+}
+
+/// Which sessions [`Hub::close_sessions`] closes, on every live document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionTarget {
+    /// Those opened under one sign-in (sign-out, refresh-token reuse).
+    AuthSession(AuthSessionId),
+    /// Every session of a user (sign out everywhere).
+    User(UserId),
+}
+
+impl SessionTarget {
+    pub(crate) fn matches(&self, p: &Principal) -> bool {
+        match self {
+            SessionTarget::AuthSession(s) => &p.auth_session == s,
+            SessionTarget::User(u) => &p.user == u,
         }
     }
 }
@@ -210,6 +255,50 @@ impl Hub {
         let (tx, rx) = oneshot::channel();
         handle.send(DocCommand::Presence { reply: tx });
         rx.await.unwrap_or_default()
+    }
+
+    /// Applies an access change to `user`'s live sessions on `doc`; returns
+    /// how many sessions it touched, once the document has applied it (so a
+    /// frame the client sends after this returns is judged by the new rights).
+    pub async fn change_access(&self, doc: &DocId, user: &UserId, change: AccessChange) -> usize {
+        let Some(handle) = self.handle(doc) else {
+            return 0;
+        };
+        let (tx, rx) = oneshot::channel();
+        handle.send(DocCommand::ChangeAccess {
+            user: user.clone(),
+            change,
+            reply: tx,
+        });
+        rx.await.unwrap_or(0)
+    }
+
+    /// Closes the matching sessions on every live document with `frame`;
+    /// returns how many, once every document has closed them.
+    pub async fn close_sessions(&self, target: SessionTarget, frame: CloseFrame) -> usize {
+        let handles: Vec<DocHandle> = self
+            .inner
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut replies = Vec::with_capacity(handles.len());
+        for h in handles {
+            let (tx, rx) = oneshot::channel();
+            h.send(DocCommand::CloseSessions {
+                target: target.clone(),
+                frame: frame.clone(),
+                reply: tx,
+            });
+            replies.push(rx);
+        }
+        let mut closed = 0;
+        for rx in replies {
+            closed += rx.await.unwrap_or(0);
+        }
+        closed
     }
 
     /// Closes every session of a live document with `frame` and unloads it

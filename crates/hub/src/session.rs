@@ -36,6 +36,9 @@ pub enum CloseCode {
     Forbidden,
     /// 4404: the document does not exist (or was deleted).
     NotFound,
+    /// 4409: the user's rights on the document changed; reconnect to get
+    /// the new ones.
+    AccessChanged,
     /// 4413: the update would make the document larger than allowed.
     DocumentTooLarge,
     /// 4429: the socket did not keep up with the document; reconnect to resync.
@@ -54,6 +57,7 @@ impl CloseCode {
             CloseCode::Unauthorized => 4401,
             CloseCode::Forbidden => 4403,
             CloseCode::NotFound => 4404,
+            CloseCode::AccessChanged => 4409,
             CloseCode::DocumentTooLarge => 4413,
             CloseCode::TooSlow => 4429,
             CloseCode::Unavailable => 4503,
@@ -70,6 +74,7 @@ impl CloseCode {
             CloseCode::Unauthorized => "unauthorized",
             CloseCode::Forbidden => "forbidden",
             CloseCode::NotFound => "not_found",
+            CloseCode::AccessChanged => "access_changed",
             CloseCode::DocumentTooLarge => "document_too_large",
             CloseCode::TooSlow => "too_slow",
             CloseCode::Unavailable => "unavailable",

@@ -1,18 +1,21 @@
-//! The documents REST API: list, create, read, rename, delete.
+//! The documents REST API: list, create, read, rename, delete. Every route
+//! takes a [`CurrentUser`]; a document the user may not open answers 404,
+//! exactly as one that does not exist, so ids reveal nothing.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::Router;
 use quire_hub::{CloseCode, CloseFrame, Presence};
-use quire_store::{DocumentMeta, ListQuery};
-use quire_types::{DocId, UnixMillis};
+use quire_store::{DocAccess, DocScope, DocumentMeta, ListQuery};
+use quire_types::{DocId, DocRole, UnixMillis, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::auth::CurrentUser;
 use crate::error::ApiError;
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -23,52 +26,92 @@ pub fn router() -> Router<AppState> {
         .route("/documents", get(list_documents).post(create_document))
         .route(
             "/documents/{id}",
-            get(get_document)
-                .patch(rename_document)
-                .delete(delete_document),
+            get(get_document).patch(rename_document).delete(delete_document),
         )
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct DocumentView {
+pub struct DocumentView {
     id: DocId,
     title: String,
     created_at: UnixMillis,
     updated_at: UnixMillis,
     present: Vec<Presence>,
+    /// The asking user's role.
+    role: DocRole,
+    workspace: Option<WorkspaceId>,
+    owner: Option<UserId>,
 }
 
 impl DocumentView {
-    async fn new(state: &AppState, meta: DocumentMeta) -> Self {
-        let present = state.hub.presence(&meta.id).await;
+    pub async fn new(state: &AppState, access: DocAccess) -> Self {
+        let present = state.hub.presence(&access.meta.id).await;
+        let DocAccess {
+            meta,
+            workspace,
+            owner,
+            role,
+        } = access;
+        let DocumentMeta {
+            id,
+            title,
+            created_at,
+            updated_at,
+        } = meta;
         DocumentView {
-            id: meta.id,
-            title: meta.title,
-            created_at: meta.created_at,
-            updated_at: meta.updated_at,
+            id,
+            title,
+            created_at,
+            updated_at,
             present,
+            role,
+            workspace,
+            owner,
         }
     }
+}
+
+/// The user's access to a document, if at least `min`. No access at all is
+/// `NotFound`, like a missing document; too little is `Forbidden` (the user
+/// already knows the document exists).
+pub async fn require_role(state: &AppState, me: &CurrentUser, id: &DocId, min: DocRole) -> Result<DocAccess, ApiError> {
+    let access = state
+        .auth
+        .document_access(id, &me.user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if access.role < min {
+        return Err(ApiError::Forbidden(format!("this needs {} access", min.as_str())));
+    }
+    Ok(access)
 }
 
 #[derive(Debug, Deserialize)]
 struct ListParams {
     q: Option<String>,
+    /// `shared` lists what others shared with the user ("Shared with me");
+    /// anything else, the user's own documents.
+    scope: Option<String>,
 }
 
 async fn list_documents(
     State(state): State<AppState>,
+    me: CurrentUser,
     Query(params): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let query = ListQuery {
         title_contains: params.q.filter(|q| !q.trim().is_empty()),
         limit: Some(500),
     };
-    let metas = state.hub.store().list_documents(&query).await?;
-    let mut documents = Vec::with_capacity(metas.len());
-    for meta in metas {
-        documents.push(DocumentView::new(&state, meta).await);
+    let scope = match params.scope.as_deref() {
+        Some("shared") => DocScope::SharedWithMe,
+        _ => DocScope::Owned,
+    };
+    let found = state.auth.list_accessible(&me.user.id, scope, &query).await?;
+    let mut documents = Vec::with_capacity(found.len());
+    for access in found {
+        documents.push(DocumentView::new(&state, access).await);
     }
     Ok(Json(serde_json::json!({ "documents": documents })))
 }
@@ -76,40 +119,66 @@ async fn list_documents(
 #[derive(Debug, Deserialize, Default)]
 struct CreateBody {
     title: Option<String>,
+    /// A client-chosen id (tools and tests that name their documents);
+    /// generated when absent. 409 if taken.
+    id: Option<DocId>,
+    /// The workspace to create it in (the user must belong to it); the
+    /// user's personal workspace when absent.
+    workspace: Option<WorkspaceId>,
 }
 
 async fn create_document(
     State(state): State<AppState>,
+    me: CurrentUser,
     body: Result<Option<Json<CreateBody>>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let title = match body?.and_then(|Json(b)| b.title) {
+    let body = body?.map(|Json(b)| b).unwrap_or_default();
+    let title = match body.title {
         Some(t) => valid_title(&t)?,
         None => DEFAULT_TITLE.to_string(),
     };
-    let meta = state
-        .hub
-        .store()
-        .create_document(&DocId::generate(), &title)
-        .await?;
-    let view = DocumentView::new(&state, meta).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "document": view })),
-    ))
+    let workspace = match body.workspace {
+        Some(ws) => {
+            if state.auth.workspace_role(&ws, &me.user.id).await?.is_none() {
+                return Err(ApiError::NotFound);
+            }
+            ws
+        }
+        None => state
+            .auth
+            .workspaces_of(&me.user.id)
+            .await?
+            .into_iter()
+            .next()
+            .map(|w| w.id)
+            .ok_or_else(|| ApiError::Internal(format!("user {} has no workspace", me.user.id)))?,
+    };
+    let id = body.id.unwrap_or_else(DocId::generate);
+    let meta = match state.auth.create_owned_document(&id, &title, &workspace, &me.user.id).await {
+        Ok(m) => m,
+        Err(quire_store::StoreError::AlreadyExists) => {
+            return Err(ApiError::Conflict("a document with this id already exists".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let access = DocAccess {
+        meta,
+        workspace: Some(workspace),
+        owner: Some(me.user.id.clone()),
+        role: DocRole::Owner,
+    };
+    let view = DocumentView::new(&state, access).await;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "document": view }))))
 }
 
 async fn get_document(
     State(state): State<AppState>,
+    me: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = doc_id(id)?;
-    let meta = state
-        .hub
-        .store()
-        .document(&id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let view = DocumentView::new(&state, meta).await;
+    let access = require_role(&state, &me, &id, DocRole::Viewer).await?;
+    let view = DocumentView::new(&state, access).await;
     Ok(Json(serde_json::json!({ "document": view })))
 }
 
@@ -120,39 +189,37 @@ struct RenameBody {
 
 async fn rename_document(
     State(state): State<AppState>,
+    me: CurrentUser,
     Path(id): Path<String>,
     body: Result<Json<RenameBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = doc_id(id)?;
+    let mut access = require_role(&state, &me, &id, DocRole::Editor).await?;
     let Json(body) = body?;
     let title = valid_title(&body.title)?;
-    let meta = state.hub.store().rename_document(&id, &title).await?;
-    let view = DocumentView::new(&state, meta).await;
+    access.meta = state.hub.store().rename_document(&id, &title).await?;
+    let view = DocumentView::new(&state, access).await;
     Ok(Json(serde_json::json!({ "document": view })))
 }
 
 async fn delete_document(
     State(state): State<AppState>,
+    me: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = doc_id(id)?;
-    if state.hub.store().document(&id).await?.is_none() {
-        return Err(ApiError::NotFound);
-    }
+    require_role(&state, &me, &id, DocRole::Owner).await?;
     // Close the live sessions and let pending appends commit first, so that
     // nothing written after the delete brings the document back.
     state
         .hub
-        .evict(
-            &id,
-            CloseFrame::new(CloseCode::NotFound, "document deleted"),
-        )
+        .evict(&id, CloseFrame::new(CloseCode::NotFound, "document deleted"))
         .await;
     state.hub.store().delete_document(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn doc_id(raw: String) -> Result<DocId, ApiError> {
+pub fn doc_id(raw: String) -> Result<DocId, ApiError> {
     DocId::new(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
@@ -162,14 +229,10 @@ fn valid_title(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest("title must not be empty".into()));
     }
     if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "title must be at most {MAX_TITLE_CHARS} characters"
-        )));
+        return Err(ApiError::BadRequest(format!("title must be at most {MAX_TITLE_CHARS} characters")));
     }
     if t.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "title must not contain control characters".into(),
-        ));
+        return Err(ApiError::BadRequest("title must not contain control characters".into()));
     }
     Ok(t.to_string())
 }

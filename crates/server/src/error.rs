@@ -11,8 +11,19 @@ use quire_store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("not signed in")]
+    Unauthorized,
+    /// 401 with a specific reason (wrong password, session revoked ...).
+    #[error("{0}")]
+    SignInFailed(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many attempts; try again in {0} seconds")]
+    TooManyRequests(u64),
     #[error("storage unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -23,7 +34,11 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized | ApiError::SignInFailed(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -32,7 +47,11 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized | ApiError::SignInFailed(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -43,7 +62,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::AlreadyExists => ApiError::BadRequest("document already exists".into()),
+            StoreError::AlreadyExists => ApiError::Conflict("it already exists".into()),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             StoreError::Backend(m) => ApiError::Internal(m),
         }
@@ -71,6 +90,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
-        (self.status_code(), Json(body)).into_response()
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let ApiError::TooManyRequests(secs) = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -6,10 +6,15 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod auth_api;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
+pub mod sharing;
+pub mod workspaces;
 pub mod ws;
 
 use std::future::Future;
@@ -22,17 +27,28 @@ use axum::routing::{any, get};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quire_bus::{Bus, LocalBus};
 use quire_hub::Hub;
-use quire_store::{DocStore, SqliteOptions, SqliteStore};
+use quire_store::{AuthStore, SqliteOptions, SqliteStore, Store};
 use quire_types::NodeId;
 use tokio::net::TcpListener;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::AuthConfig;
+use crate::limits::{KeyedBucket, LoginAttempts};
 
 pub use config::{Cli, Command, ServeConfig};
 
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Hub,
+    /// The same store as the hub's, seen through its accounts-and-access side.
+    pub auth: Arc<dyn AuthStore>,
     pub config: Arc<ServeConfig>,
+    pub auth_config: Arc<AuthConfig>,
+    pub login_attempts: Arc<LoginAttempts>,
+    pub ws_connects: Arc<KeyedBucket>,
     pub metrics: PrometheusHandle,
 }
 
@@ -40,31 +56,63 @@ impl AppState {
     /// The embedded configuration: SQLite in `config.data_dir`, in-process bus.
     pub async fn embedded(config: ServeConfig) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store: Arc<dyn DocStore> = Arc::new(
+        let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&config.data_dir.join("quire.db"), SqliteOptions::default()).await?,
         );
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new().node(NodeId::generate()));
-        Ok(Self::new(config, store, bus))
+        Self::new(config, store, bus)
     }
 
-    pub fn new(config: ServeConfig, store: Arc<dyn DocStore>, bus: Arc<dyn Bus>) -> AppState {
+    pub fn new(config: ServeConfig, store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> anyhow::Result<AppState> {
         let metrics = metrics::handle();
-        let hub = Hub::new(store, bus, config.hub_config());
-        AppState {
+        let auth_config = AuthConfig::from_serve(&config)?;
+        let hub = Hub::new(store.clone(), bus, config.hub_config());
+        Ok(AppState {
             hub,
+            auth: store,
+            login_attempts: Arc::new(LoginAttempts::new(
+                config.login_max_failures,
+                std::time::Duration::from_secs(config.login_lockout_secs),
+            )),
+            ws_connects: Arc::new(KeyedBucket::new(
+                config.ws_connect_burst,
+                std::time::Duration::from_millis(config.ws_connect_period_ms),
+            )),
+            auth_config: Arc::new(auth_config),
             config: Arc::new(config),
             metrics,
-        }
+        })
     }
 }
 
 pub fn app(state: AppState) -> Router {
-    let no_store = SetResponseHeaderLayer::overriding(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Sign-in and sign-up, limited per client address (the peer address:
+    // X-Forwarded-For can be forged, so it is not trusted). Failed sign-ins
+    // are also counted per account, in `auth_api::login`.
+    let per_address = GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_millis(state.config.auth_period_ms.max(1)))
+        .burst_size(state.config.auth_burst.max(1))
+        .finish()
+        .expect("a positive period and burst");
+    let credentials = auth_api::credential_router().layer(GovernorLayer::new(per_address));
+    // Cross-site state-changing requests are refused (Sec-Fetch-Site, then
+    // Origin against the request's host or the configured origins). Safe
+    // methods pass, so the WebSocket upgrade checks Origin itself.
+    let mut csrf = CsrfLayer::new();
+    for origin in &state.auth_config.allowed_origins {
+        csrf = csrf
+            .add_trusted_origin(origin)
+            .expect("origins were validated when the configuration was read");
+    }
+    let api = Router::new()
+        .merge(api::router())
+        .merge(auth_api::router())
+        .merge(credentials)
+        .merge(sharing::router())
+        .merge(workspaces::router());
     let dynamic = Router::new()
-        .nest("/api", api::router())
+        .nest("/api", api)
         .route("/ws/{document}", any(ws::sync_socket))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -73,6 +121,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(dynamic)
         .fallback(assets::static_or_app)
+        .layer(csrf)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -93,6 +142,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let router = app(state);
     axum::serve(
         listener,
@@ -104,5 +154,23 @@ pub async fn serve(
         hub.shutdown().await;
     })
     .await?;
+    housekeeping.abort();
     Ok(())
+}
+
+/// Forgets what the in-memory limiters no longer need and deletes expired
+/// tokens, once a minute.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.login_attempts.retain_recent();
+        state.ws_connects.retain_recent();
+        // A day of slack: a replayed, expired refresh token is still
+        // recognised (and refused) as one of its family for a while.
+        let before = quire_types::UnixMillis(quire_types::UnixMillis::now().0 - 86_400_000);
+        if let Err(e) = state.auth.purge_expired_tokens(before).await {
+            tracing::warn!(error = %e, "purging expired tokens failed");
+        }
+    }
 }

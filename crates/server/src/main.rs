@@ -1,5 +1,8 @@
 use clap::Parser;
-use quire_server::config::{Cli, Command, LogFormat};
+use std::io::BufRead;
+use std::sync::Arc;
+
+use quire_server::config::{Cli, Command, LogFormat, UserCommand};
 use quire_server::{AppState, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +19,22 @@ async fn main() -> anyhow::Result<()> {
             println!("Quire is running at http://{addr}/");
             serve(listener, state, shutdown_signal()).await?;
             tracing::info!("quire stopped");
+        }
+        Command::User(UserCommand::Add(args)) => {
+            let store = quire_store::SqliteStore::open(
+                &args.data_dir.join("quire.db"),
+                quire_store::SqliteOptions::default(),
+            )
+            .await?;
+            eprintln!("Password for {} (one line on standard input):", args.email);
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let store: Arc<dyn quire_store::AuthStore> = Arc::new(store);
+            let user = quire_server::auth_api::create_account(store.as_ref(), &args.email, &args.name, password, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} <{}> ({})", user.name, user.email, user.id);
         }
     }
     Ok(())

@@ -8,6 +8,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const BYTES_IN_TOTAL: &str = "quire_bytes_in_total";
 pub const BYTES_OUT_TOTAL: &str = "quire_bytes_out_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "quire_http_requests_total";
+/// Sign-ups, sign-ins (and failures, locks), refreshes (grace, reuse).
+pub const AUTH_EVENTS_TOTAL: &str = "quire_auth_events_total";
+/// WebSocket upgrades refused before the upgrade, by HTTP status.
+pub const WS_REFUSED_TOTAL: &str = "quire_ws_refused_total";
 
 /// The recorder is process-global; tests that build several apps share it.
 pub fn handle() -> PrometheusHandle {

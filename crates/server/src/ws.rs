@@ -1,6 +1,14 @@
-//! `/ws/{document}`: upgrades, joins the hub, and pumps bytes. Parsing,
-//! permissions and persistence live in the hub; close codes in
-//! `quire_hub::CloseCode`.
+//! `/ws/{document}`: checks who is asking, joins the hub, upgrades, and pumps
+//! bytes. Parsing, per-message permissions and persistence live in the hub;
+//! close codes in `quire_hub::CloseCode`.
+//!
+//! Everything is decided before the upgrade, so a refused connection never
+//! becomes a socket and sees no document byte: the id (400), the `Origin`
+//! against the allowed origins (403; cross-site WebSocket hijacking, since
+//! browsers send cookies on cross-site upgrades and CSRF middleware lets a
+//! GET through), the access cookie (401), the per-user connect rate (429),
+//! and the user's role on the document (404 for no access, as for a missing
+//! document). The role decides whether the session may write.
 
 use std::time::Duration;
 
@@ -8,13 +16,15 @@ use axum::extract::ws::{
     CloseFrame as WsCloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade,
 };
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use quire_hub::{CloseCode, CloseFrame, JoinOptions, Outgoing, Session};
+use quire_hub::{CloseCode, CloseFrame, JoinOptions, Outgoing, Principal, Session};
 use quire_types::DocId;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::auth::CurrentUser;
 use crate::error::ApiError;
 
 /// Frames written to a socket before one flush: fewer syscalls under fan-out
@@ -31,22 +41,19 @@ pub async fn sync_socket(
     State(state): State<AppState>,
     Path(doc): Path<String>,
     Query(params): Query<WsParams>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let doc = match DocId::new(doc) {
         Ok(d) => d,
         Err(e) => return ApiError::BadRequest(e.to_string()).into_response(),
     };
-    let opts = JoinOptions {
-        durable_acks: params.quire.as_deref() == Some("1"),
-        can_write: true,
-    };
-    // Join before upgrading: a document that cannot be loaded refuses the
-    // connection with an HTTP error instead of accepting a socket it cannot
-    // serve.
-    let session = match state.hub.join(&doc, opts).await {
+    let session = match admit(&state, &doc, &params, &headers).await {
         Ok(s) => s,
-        Err(e) => return ApiError::Unavailable(e.to_string()).into_response(),
+        Err(e) => {
+            metrics::counter!(crate::metrics::WS_REFUSED_TOTAL, "status" => e.status_code().as_str().to_owned()).increment(1);
+            return e.into_response();
+        }
     };
     let limit = state.config.max_frame_bytes;
     let ping = Duration::from_secs(state.config.ping_secs.max(1));
@@ -56,6 +63,52 @@ pub async fn sync_socket(
         .max_message_size(limit.saturating_add(64 * 1024))
         .max_frame_size(limit.saturating_add(64 * 1024))
         .on_upgrade(move |socket| pump(socket, session, limit, ping))
+}
+
+/// Decides whether this upgrade may join the document, and joins it.
+async fn admit(state: &AppState, doc: &DocId, params: &WsParams, headers: &HeaderMap) -> Result<Session, ApiError> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match origin {
+        Some(o) if state.auth_config.origin_allowed(o, host) => {}
+        Some(_) => return Err(ApiError::Forbidden("this origin may not open sockets here".into())),
+        None => return Err(ApiError::Forbidden("an Origin header is required".into())),
+    }
+    let me = CurrentUser::from_headers(state, headers).await?;
+    if !state.ws_connects.try_take(me.user.id.as_str()) {
+        return Err(ApiError::TooManyRequests(1));
+    }
+    let access = state
+        .auth
+        .document_access(doc, &me.user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let opts = JoinOptions {
+        durable_acks: params.quire.as_deref() == Some("1"),
+        can_write: access.role.can_edit(),
+        principal: Some(Principal {
+            user: me.user.id.clone(),
+            auth_session: me.session.clone(),
+        }),
+    };
+    // Join before upgrading: a document that cannot be loaded refuses the
+    // connection with an HTTP error instead of accepting a socket it cannot
+    // serve.
+    let session = state
+        .hub
+        .join(doc, opts)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Access may have been revoked or changed between the check and the
+    // join, and the hub, which was told before this session existed, could
+    // not apply it. Now that the session is registered, any later change
+    // reaches it; this second read catches an earlier one.
+    let now = state.auth.document_access(doc, &me.user.id).await?;
+    match now {
+        Some(a) if a.role.can_edit() == access.role.can_edit() => Ok(session),
+        Some(_) => Err(ApiError::Conflict("access changed; reconnect".into())),
+        None => Err(ApiError::NotFound),
+    }
 }
 
 async fn pump(socket: WebSocket, session: Session, max_frame: usize, ping: Duration) {

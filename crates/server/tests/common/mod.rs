@@ -1,23 +1,30 @@
 //! Test support: an in-process server on port 0 and a minimal Yjs client
 //! speaking the y-websocket protocol through a real socket.
+//!
+//! Every server has a signed-in owner ([`TestServer::owner`]), signed up
+//! through the real API. [`TestClient::connect`] and [`raw_socket`] connect as
+//! the owner of the server the URL points at (its cookie and an `Origin`
+//! header on the upgrade), creating the named document through the API first
+//! if it does not exist yet, so that tests written before accounts existed
+//! run authenticated for real. Tests about access use [`TestUser`]s and
+//! [`TestClient::connect_as`], which does neither.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use quire_protocol::{
-    AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update,
-    encode_sync_step1, encode_sync_step2, encode_update,
-};
+use quire_protocol::{AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update, encode_sync_step1, encode_sync_step2, encode_update};
 use quire_server::{AppState, ServeConfig};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -45,10 +52,181 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
+/// The owner every test server signs up (or, on a restarted data folder,
+/// signs in).
+pub const OWNER_EMAIL: &str = "owner@quire.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-in account: its cookies, as a browser would hold them.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub addr: SocketAddr,
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// `name=value` of the access cookie.
+    pub access: String,
+    /// `name=value` of the refresh cookie.
+    pub refresh: String,
+}
+
+/// The owners of running test servers, by address (see the module docs).
+static OWNERS: Mutex<Option<HashMap<SocketAddr, TestUser>>> = Mutex::new(None);
+
+pub fn owner_of(addr: SocketAddr) -> Option<TestUser> {
+    OWNERS.lock().unwrap().as_ref().and_then(|m| m.get(&addr).cloned())
+}
+
+/// Makes `user` the account that plain [`TestClient::connect`] calls use for
+/// their server.
+pub fn register_owner(user: &TestUser) {
+    OWNERS.lock().unwrap().get_or_insert_with(HashMap::new).insert(user.addr, user.clone());
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// `name=value` of the cookie called `name` among a response's Set-Cookie
+/// headers (its full header in `.1`).
+pub fn set_cookie(resp: &reqwest::Response, prefix: &str) -> Option<(String, String)> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains(prefix) && v.split(';').next().is_some_and(|kv| kv.split('=').next().unwrap_or("").ends_with(prefix)))
+        .map(|v| (v.split(';').next().unwrap().trim().to_string(), v.to_string()))
+}
+
+impl TestUser {
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Signs up through the API (sign-in if the account exists).
+    pub async fn sign_up(addr: SocketAddr, email: &str, name: &str) -> TestUser {
+        let client = http_client();
+        let resp = client
+            .post(format!("http://{addr}/api/auth/signup"))
+            .header("Origin", format!("http://{addr}"))
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD, "name": name }))
+            .send()
+            .await
+            .expect("sign-up request");
+        if resp.status() == reqwest::StatusCode::CONFLICT {
+            return Self::sign_in(addr, email).await;
+        }
+        assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "sign-up of {email}");
+        user_from_response(addr, resp, email).await
+    }
+
+    pub async fn sign_in(addr: SocketAddr, email: &str) -> TestUser {
+        let resp = http_client()
+            .post(format!("http://{addr}/api/auth/login"))
+            .header("Origin", format!("http://{addr}"))
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("sign-in request");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "sign-in of {email}");
+        user_from_response(addr, resp, email).await
+    }
+
+    /// A request carrying this user's access cookie and a same-origin
+    /// `Origin`, as the web app sends it.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        http_client()
+            .request(method, self.url(path))
+            .header("Cookie", &self.access)
+            .header("Origin", self.origin())
+    }
+
+    /// Creates a document (with a chosen id) and returns its id.
+    pub async fn create_document(&self, id: &str) -> String {
+        let resp = self
+            .request(reqwest::Method::POST, "/api/documents")
+            .json(&serde_json::json!({ "id": id, "title": id }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status() == reqwest::StatusCode::CREATED || resp.status() == reqwest::StatusCode::CONFLICT,
+            "creating {id}: {}",
+            resp.status()
+        );
+        id.to_string()
+    }
+
+    /// Shares a document with `email` as `role`.
+    pub async fn share(&self, doc: &str, email: &str, role: &str) {
+        let resp = self
+            .request(reqwest::Method::POST, &format!("/api/documents/{doc}/shares"))
+            .json(&serde_json::json!({ "email": email, "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "sharing {doc} with {email}");
+    }
+
+    /// The WebSocket handshake request for `url`, with this user's cookie and
+    /// origin.
+    pub fn ws_request(&self, url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Cookie", self.access.parse().unwrap());
+        req.headers_mut().insert("Origin", self.origin().parse().unwrap());
+        req
+    }
+}
+
+/// Builds the user from a sign-up or sign-in response (cookies from the
+/// headers, identity from the JSON body).
+pub async fn user_from_response(addr: SocketAddr, resp: reqwest::Response, email: &str) -> TestUser {
+    let access = set_cookie(&resp, "quire_access");
+    let refresh = set_cookie(&resp, "quire_refresh");
+    let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{email}: {e}"));
+    TestUser {
+        addr,
+        id: body["user"]["id"].as_str().unwrap().to_string(),
+        email: body["user"]["email"].as_str().unwrap().to_string(),
+        name: body["user"]["name"].as_str().unwrap().to_string(),
+        access: access.expect("an access cookie").0,
+        refresh: refresh.expect("a refresh cookie").0,
+    }
+}
+
+/// The document id in a `ws://host/ws/{doc}?...` URL.
+fn doc_of(url: &str) -> &str {
+    let path = url.split("/ws/").nth(1).unwrap_or("");
+    path.split('?').next().unwrap_or("")
+}
+
+fn addr_of(url: &str) -> Option<SocketAddr> {
+    let rest = url.split("://").nth(1)?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// The owner's handshake for `url`, creating the document first if needed.
+async fn owner_request(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let Some(owner) = addr_of(url).and_then(owner_of) else {
+        return url.into_client_request().unwrap();
+    };
+    let doc = doc_of(url);
+    if quire_types::DocId::new(doc).is_ok() {
+        owner.create_document(doc).await;
+    }
+    owner.ws_request(url)
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     pub data_dir: PathBuf,
+    /// The signed-in account that plain `TestClient::connect` uses.
+    pub owner: TestUser,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
@@ -72,6 +250,8 @@ impl TestServer {
         let mut config = ServeConfig::defaults();
         config.data_dir = dir.to_path_buf();
         config.listen = "127.0.0.1:0".parse().unwrap();
+        // Test-only cheap Argon2: tests create many accounts.
+        config.insecure_fast_password_hashing = true;
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -85,9 +265,12 @@ impl TestServer {
             .await
             .unwrap();
         });
+        let owner = TestUser::sign_up(addr, OWNER_EMAIL, "Owner").await;
+        register_owner(&owner);
         TestServer {
             addr,
             state,
+            owner,
             data_dir: dir.to_path_buf(),
             shutdown: Some(tx),
             task: Some(task),
@@ -101,6 +284,11 @@ impl TestServer {
 
     pub fn http(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Signs up another account on this server.
+    pub async fn user(&self, email: &str, name: &str) -> TestUser {
+        TestUser::sign_up(self.addr, email, name).await
     }
 
     /// Graceful shutdown; returns the temp dir guard so the data survives for
@@ -144,10 +332,16 @@ impl TestClient {
     }
 
     pub async fn connect_with_doc(url: &str, doc: Doc) -> TestClient {
-        let (ws, _) = within("connect", connect_async(url))
-            .await
-            .expect("websocket connects");
+        let req = owner_request(url).await;
+        let (ws, _) = within("connect", connect_async(req)).await.expect("websocket connects");
         Self::run(ws, Arc::new(doc))
+    }
+
+    /// Connects as `user`, to a document that must already exist and be
+    /// open to them.
+    pub async fn connect_as(url: &str, user: &TestUser) -> TestClient {
+        let (ws, _) = within("connect", connect_async(user.ws_request(url))).await.expect("websocket connects");
+        Self::run(ws, Arc::new(Doc::new()))
     }
 
     fn run(ws: Ws, doc: Arc<Doc>) -> TestClient {
@@ -170,9 +364,7 @@ impl TestClient {
                 match msg {
                     WsMessage::Binary(b) => handle_frame(&d, &b, &out, &state_tx),
                     WsMessage::Close(cf) => {
-                        let cf = cf
-                            .map(|c| (u16::from(c.code), c.reason.to_string()))
-                            .unwrap_or((1005, String::new()));
+                        let cf = cf.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new()));
                         state_tx.send_modify(|s| s.closed = Some(cf));
                         return;
                     }
@@ -225,9 +417,7 @@ impl TestClient {
     pub fn text(&self, name: &str) -> String {
         use yrs::GetString;
         let txn = self.doc.transact();
-        txn.get_text(name)
-            .map(|t| t.get_string(&txn))
-            .unwrap_or_default()
+        txn.get_text(name).map(|t| t.get_string(&txn)).unwrap_or_default()
     }
 
     pub fn state_vector(&self) -> StateVector {
@@ -235,21 +425,15 @@ impl TestClient {
     }
 
     pub async fn wait_synced(&mut self) {
-        within("synced", self.state.wait_for(|s| s.synced))
-            .await
-            .unwrap();
+        within("synced", self.state.wait_for(|s| s.synced)).await.unwrap();
     }
 
     pub async fn wait_acked(&mut self, n: u64) {
-        within("acked", self.state.wait_for(|s| s.acked >= n))
-            .await
-            .unwrap();
+        within("acked", self.state.wait_for(|s| s.acked >= n)).await.unwrap();
     }
 
     pub async fn wait_closed(&mut self) -> (u16, String) {
-        let s = within("closed", self.state.wait_for(|s| s.closed.is_some()))
-            .await
-            .unwrap();
+        let s = within("closed", self.state.wait_for(|s| s.closed.is_some())).await.unwrap();
         s.closed.clone().unwrap()
     }
 
@@ -260,10 +444,7 @@ impl TestClient {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "text {name:?} never became {expected:?}; is {:?}",
-                    self.text(name)
-                );
+                panic!("text {name:?} never became {expected:?}; is {:?}", self.text(name));
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), self.state.changed()).await;
         }
@@ -280,12 +461,7 @@ impl Drop for TestClient {
     }
 }
 
-fn handle_frame(
-    doc: &Doc,
-    frame: &[u8],
-    out: &mpsc::UnboundedSender<WsMessage>,
-    state: &watch::Sender<ClientState>,
-) {
+fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>, state: &watch::Sender<ClientState>) {
     let msg = Message::decode(frame).expect("server sends well-formed messages");
     let ty = frame[0] as u64;
     state.send_modify(|s| {
@@ -299,15 +475,11 @@ fn handle_frame(
             let _ = out.send(WsMessage::Binary(encode_sync_step2(&diff)));
         }
         Message::Sync(SyncMessage::Step2(u)) => {
-            doc.transact_mut()
-                .apply_update(Update::decode_v1(u).unwrap())
-                .unwrap();
+            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
             state.send_modify(|s| s.synced = true);
         }
         Message::Sync(SyncMessage::Update(u)) => {
-            doc.transact_mut()
-                .apply_update(Update::decode_v1(u).unwrap())
-                .unwrap();
+            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
             state.send_modify(|_| {});
         }
         Message::Awareness(a) => {
@@ -331,9 +503,10 @@ fn handle_frame(
     }
 }
 
-/// A raw socket for sending arbitrary bytes.
+/// A raw socket for sending arbitrary bytes (as the server's owner).
 pub async fn raw_socket(url: &str) -> Ws {
-    within("connect", connect_async(url)).await.unwrap().0
+    let req = owner_request(url).await;
+    within("connect", connect_async(req)).await.unwrap().0
 }
 
 /// Reads frames until a close frame arrives; returns its code and reason.
@@ -341,9 +514,7 @@ pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
     within("close frame", async {
         while let Some(msg) = ws.next().await {
             match msg {
-                Ok(WsMessage::Close(Some(cf))) => {
-                    return (u16::from(cf.code), cf.reason.to_string());
-                }
+                Ok(WsMessage::Close(Some(cf))) => return (u16::from(cf.code), cf.reason.to_string()),
                 Ok(WsMessage::Close(None)) => return (1005, String::new()),
                 Ok(_) => continue,
                 Err(e) => panic!("socket failed before a close frame: {e}"),

@@ -265,7 +265,14 @@ impl TestServer {
             .await
             .unwrap();
         });
-        let owner = TestUser::sign_up(addr, OWNER_EMAIL, "Owner").await;
+        let owner = if state.auth_config.signup_open {
+            TestUser::sign_up(addr, OWNER_EMAIL, "Owner").await
+        } else {
+            // As `quire user add` would, when sign-up is closed.
+            let made = quire_server::auth_api::create_account(state.auth.as_ref(), OWNER_EMAIL, "Owner", PASSWORD.into(), true).await;
+            assert!(made.is_ok() || matches!(made, Err(quire_server::error::ApiError::Conflict(_))));
+            TestUser::sign_in(addr, OWNER_EMAIL).await
+        };
         register_owner(&owner);
         TestServer {
             addr,

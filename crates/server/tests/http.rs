@@ -16,7 +16,11 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let mut req = Request::builder().method(method).uri(path);
+    // Signed in as the server's owner, as the web app is.
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, &server.owner.access);
     let body = match body {
         Some(v) => {
             req = req.header(header::CONTENT_TYPE, "application/json");

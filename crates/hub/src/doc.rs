@@ -407,12 +407,7 @@ impl DocActor {
                 let matching: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| {
-                        c.opts
-                            .principal
-                            .as_ref()
-                            .is_some_and(|p| target.matches(p))
-                    })
+                    .filter(|(_, c)| c.opts.principal.as_ref().is_some_and(|p| target.matches(p)))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in &matching {

@@ -3,12 +3,12 @@
 //! exactly as one that does not exist, so ids reveal nothing.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 use quire_hub::{CloseCode, CloseFrame, Presence};
 use quire_store::{DocAccess, DocScope, DocumentMeta, ListQuery};
 use quire_types::{DocId, DocRole, UnixMillis, UserId, WorkspaceId};
@@ -26,7 +26,9 @@ pub fn router() -> Router<AppState> {
         .route("/documents", get(list_documents).post(create_document))
         .route(
             "/documents/{id}",
-            get(get_document).patch(rename_document).delete(delete_document),
+            get(get_document)
+                .patch(rename_document)
+                .delete(delete_document),
         )
 }
 
@@ -75,14 +77,22 @@ impl DocumentView {
 /// The user's access to a document, if at least `min`. No access at all is
 /// `NotFound`, like a missing document; too little is `Forbidden` (the user
 /// already knows the document exists).
-pub async fn require_role(state: &AppState, me: &CurrentUser, id: &DocId, min: DocRole) -> Result<DocAccess, ApiError> {
+pub async fn require_role(
+    state: &AppState,
+    me: &CurrentUser,
+    id: &DocId,
+    min: DocRole,
+) -> Result<DocAccess, ApiError> {
     let access = state
         .auth
         .document_access(id, &me.user.id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if access.role < min {
-        return Err(ApiError::Forbidden(format!("this needs {} access", min.as_str())));
+        return Err(ApiError::Forbidden(format!(
+            "this needs {} access",
+            min.as_str()
+        )));
     }
     Ok(access)
 }
@@ -108,7 +118,10 @@ async fn list_documents(
         Some("shared") => DocScope::SharedWithMe,
         _ => DocScope::Owned,
     };
-    let found = state.auth.list_accessible(&me.user.id, scope, &query).await?;
+    let found = state
+        .auth
+        .list_accessible(&me.user.id, scope, &query)
+        .await?;
     let mut documents = Vec::with_capacity(found.len());
     for access in found {
         documents.push(DocumentView::new(&state, access).await);
@@ -154,10 +167,16 @@ async fn create_document(
             .ok_or_else(|| ApiError::Internal(format!("user {} has no workspace", me.user.id)))?,
     };
     let id = body.id.unwrap_or_else(DocId::generate);
-    let meta = match state.auth.create_owned_document(&id, &title, &workspace, &me.user.id).await {
+    let meta = match state
+        .auth
+        .create_owned_document(&id, &title, &workspace, &me.user.id)
+        .await
+    {
         Ok(m) => m,
         Err(quire_store::StoreError::AlreadyExists) => {
-            return Err(ApiError::Conflict("a document with this id already exists".into()));
+            return Err(ApiError::Conflict(
+                "a document with this id already exists".into(),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -168,7 +187,10 @@ async fn create_document(
         role: DocRole::Owner,
     };
     let view = DocumentView::new(&state, access).await;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "document": view }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "document": view })),
+    ))
 }
 
 async fn get_document(
@@ -213,7 +235,10 @@ async fn delete_document(
     // nothing written after the delete brings the document back.
     state
         .hub
-        .evict(&id, CloseFrame::new(CloseCode::NotFound, "document deleted"))
+        .evict(
+            &id,
+            CloseFrame::new(CloseCode::NotFound, "document deleted"),
+        )
         .await;
     state.hub.store().delete_document(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -229,10 +254,14 @@ fn valid_title(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest("title must not be empty".into()));
     }
     if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::BadRequest(format!("title must be at most {MAX_TITLE_CHARS} characters")));
+        return Err(ApiError::BadRequest(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters"
+        )));
     }
     if t.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("title must not contain control characters".into()));
+        return Err(ApiError::BadRequest(
+            "title must not contain control characters".into(),
+        ));
     }
     Ok(t.to_string())
 }

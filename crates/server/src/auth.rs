@@ -78,12 +78,20 @@ impl AuthConfig {
 
     pub fn access_cookie(&self) -> &'static str {
         // `__Host-` pins the cookie to this exact host, path `/`, Secure.
-        if self.secure { "__Host-quire_access" } else { "quire_access" }
+        if self.secure {
+            "__Host-quire_access"
+        } else {
+            "quire_access"
+        }
     }
 
     pub fn refresh_cookie(&self) -> &'static str {
         // Path is not `/`, so `__Host-` is not allowed; `__Secure-` is.
-        if self.secure { "__Secure-quire_refresh" } else { "quire_refresh" }
+        if self.secure {
+            "__Secure-quire_refresh"
+        } else {
+            "quire_refresh"
+        }
     }
 
     fn cookie(&self, name: &str, value: &str, path: &str, max_age: Duration) -> HeaderValue {
@@ -99,7 +107,12 @@ impl AuthConfig {
     pub fn session_cookies(&self, tokens: &IssuedTokens) -> [HeaderValue; 2] {
         [
             self.cookie(self.access_cookie(), &tokens.access, "/", self.access_ttl),
-            self.cookie(self.refresh_cookie(), &tokens.refresh, REFRESH_PATH, self.refresh_ttl),
+            self.cookie(
+                self.refresh_cookie(),
+                &tokens.refresh,
+                REFRESH_PATH,
+                self.refresh_ttl,
+            ),
         ]
     }
 
@@ -183,7 +196,11 @@ impl IssuedTokens {
                 expires_at: UnixMillis(now + config.refresh_ttl.as_millis() as i64),
             },
         ];
-        IssuedTokens { access, refresh, rows }
+        IssuedTokens {
+            access,
+            refresh,
+            rows,
+        }
     }
 }
 
@@ -262,17 +279,28 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// Authenticates from request headers (also used by the WebSocket
     /// upgrade, before it joins the document).
-    pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<CurrentUser, ApiError> {
-        let token = cookie(headers, state.auth_config.access_cookie()).ok_or(ApiError::Unauthorized)?;
+    pub async fn from_headers(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<CurrentUser, ApiError> {
+        let token =
+            cookie(headers, state.auth_config.access_cookie()).ok_or(ApiError::Unauthorized)?;
         let info = state
             .auth
             .token(&hash_token(token))
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if info.kind != TokenKind::Access || info.session_revoked || info.expires_at <= UnixMillis::now() {
+        if info.kind != TokenKind::Access
+            || info.session_revoked
+            || info.expires_at <= UnixMillis::now()
+        {
             return Err(ApiError::Unauthorized);
         }
-        let user = state.auth.user(&info.user).await?.ok_or(ApiError::Unauthorized)?;
+        let user = state
+            .auth
+            .user(&info.user)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(CurrentUser {
             user,
             session: info.session,
@@ -283,7 +311,10 @@ impl CurrentUser {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         CurrentUser::from_headers(state, &parts.headers).await
     }
 }
@@ -309,7 +340,10 @@ mod tests {
     #[test]
     fn cookies_are_parsed_by_exact_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("x_quire_access=no; quire_access=yes; other=1"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_quire_access=no; quire_access=yes; other=1"),
+        );
         assert_eq!(cookie(&h, "quire_access"), Some("yes"));
         assert_eq!(cookie(&h, "missing"), None);
     }
@@ -333,7 +367,10 @@ mod tests {
         c.allowed_origins = vec![origin_of("https://Docs.Example.com/app").unwrap()];
         assert_eq!(c.allowed_origins[0], "https://docs.example.com");
         assert!(c.origin_allowed("https://docs.example.com", Some("internal:8080")));
-        assert!(!c.origin_allowed("http://127.0.0.1:7420", host), "a configured list replaces same-host");
+        assert!(
+            !c.origin_allowed("http://127.0.0.1:7420", host),
+            "a configured list replaces same-host"
+        );
         assert_eq!(origin_of("ftp://x"), None);
         assert_eq!(origin_of("https://user@x"), None);
     }

@@ -9,12 +9,12 @@
 //! at once, and the slower one must not sign the user out.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use quire_hub::{CloseCode, CloseFrame, SessionTarget};
 use quire_store::{NewUser, Rotation, StoreError, TokenKind, User};
 use quire_types::{AuthSessionId, UnixMillis, UserId, WorkspaceId};
@@ -68,9 +68,9 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
     if !valid {
         return Err(ApiError::BadRequest("enter a valid email address".into()));
     }
@@ -79,7 +79,10 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
 
 pub fn valid_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
         return Err(ApiError::BadRequest(format!(
             "name must be 1 to {MAX_NAME_CHARS} characters"
         )));
@@ -158,7 +161,8 @@ async fn login(
     let Json(body) = body?;
     let email = normalize_email(&body.email).map_err(|_| wrong_credentials())?;
     if let Some(wait) = state.login_attempts.locked(&email) {
-        metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "login_locked").increment(1);
+        metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "login_locked")
+            .increment(1);
         return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
     }
     let found = state.auth.user_by_email(&email).await?;
@@ -175,7 +179,8 @@ async fn login(
         }
         _ => {
             state.login_attempts.record_failure(&email);
-            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "login_failed").increment(1);
+            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "login_failed")
+                .increment(1);
             Err(wrong_credentials())
         }
     }
@@ -199,7 +204,11 @@ async fn sign_in(state: &AppState, user: User, status: StatusCode) -> Result<Res
     ))
 }
 
-fn with_cookies(status: StatusCode, cookies: [HeaderValue; 2], body: serde_json::Value) -> Response {
+fn with_cookies(
+    status: StatusCode,
+    cookies: [HeaderValue; 2],
+    body: serde_json::Value,
+) -> Response {
     let mut response = (status, Json(body)).into_response();
     for c in cookies {
         response.headers_mut().append(SET_COOKIE, c);
@@ -229,26 +238,43 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         return Ok(signed_out(&state, "session ended; sign in again"));
     }
     let tokens = IssuedTokens::new(&state.auth_config);
-    match state.auth.rotate_refresh_token(&hash, now, &tokens.rows).await? {
+    match state
+        .auth
+        .rotate_refresh_token(&hash, now, &tokens.rows)
+        .await?
+    {
         Rotation::Rotated => {}
         Rotation::AlreadyRotated { at }
             if now.0.saturating_sub(at.0) <= state.auth_config.refresh_grace.as_millis() as i64 =>
         {
             // A concurrent refresh (another tab) rotated it a moment ago.
-            if !state.auth.issue_tokens(&info.session, &info.user, &tokens.rows).await? {
+            if !state
+                .auth
+                .issue_tokens(&info.session, &info.user, &tokens.rows)
+                .await?
+            {
                 return Ok(signed_out(&state, "session ended; sign in again"));
             }
-            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "refresh_grace").increment(1);
+            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "refresh_grace")
+                .increment(1);
         }
         Rotation::AlreadyRotated { .. } => {
             tracing::warn!(user = %info.user, session = %info.session, "refresh token reused; revoking its session");
-            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "refresh_reuse").increment(1);
+            metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "refresh_reuse")
+                .increment(1);
             end_session(&state, &info.session, "signed out: session revoked").await?;
-            return Ok(signed_out(&state, "this sign-in was revoked; sign in again"));
+            return Ok(signed_out(
+                &state,
+                "this sign-in was revoked; sign in again",
+            ));
         }
         Rotation::Invalid => return Ok(signed_out(&state, "session ended; sign in again")),
     }
-    let user = state.auth.user(&info.user).await?.ok_or(ApiError::Unauthorized)?;
+    let user = state
+        .auth
+        .user(&info.user)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     metrics::counter!(crate::metrics::AUTH_EVENTS_TOTAL, "event" => "refresh").increment(1);
     Ok(with_cookies(
         StatusCode::OK,
@@ -258,8 +284,15 @@ async fn refresh(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 }
 
 /// Revokes one sign-in and closes the sockets opened under it.
-async fn end_session(state: &AppState, session: &AuthSessionId, reason: &'static str) -> Result<(), ApiError> {
-    state.auth.revoke_auth_session(session, UnixMillis::now()).await?;
+async fn end_session(
+    state: &AppState,
+    session: &AuthSessionId,
+    reason: &'static str,
+) -> Result<(), ApiError> {
+    state
+        .auth
+        .revoke_auth_session(session, UnixMillis::now())
+        .await?;
     state
         .hub
         .close_sessions(
@@ -288,7 +321,10 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 
 /// Signs the user out on every device and closes all their sockets.
 async fn logout_all(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
-    state.auth.revoke_user_sessions(&me.user.id, UnixMillis::now()).await?;
+    state
+        .auth
+        .revoke_user_sessions(&me.user.id, UnixMillis::now())
+        .await?;
     state
         .hub
         .close_sessions(

@@ -92,7 +92,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (self.status_code(), Json(body)).into_response();
         if let ApiError::TooManyRequests(secs) = self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -63,7 +63,11 @@ impl AppState {
         Self::new(config, store, bus)
     }
 
-    pub fn new(config: ServeConfig, store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> anyhow::Result<AppState> {
+    pub fn new(
+        config: ServeConfig,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+    ) -> anyhow::Result<AppState> {
         let metrics = metrics::handle();
         let auth_config = AuthConfig::from_serve(&config)?;
         let hub = Hub::new(store.clone(), bus, config.hub_config());
@@ -86,12 +90,17 @@ impl AppState {
 }
 
 pub fn app(state: AppState) -> Router {
-    let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let no_store = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     // Sign-in and sign-up, limited per client address (the peer address:
     // X-Forwarded-For can be forged, so it is not trusted). Failed sign-ins
     // are also counted per account, in `auth_api::login`.
     let per_address = GovernorConfigBuilder::default()
-        .period(std::time::Duration::from_millis(state.config.auth_period_ms.max(1)))
+        .period(std::time::Duration::from_millis(
+            state.config.auth_period_ms.max(1),
+        ))
         .burst_size(state.config.auth_burst.max(1))
         .finish()
         .expect("a positive period and burst");

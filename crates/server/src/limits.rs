@@ -88,7 +88,8 @@ impl LoginAttempts {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, f| {
-                f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.last) < FAILURE_MEMORY
+                f.locked_until.is_some_and(|u| u > now)
+                    || now.duration_since(f.last) < FAILURE_MEMORY
             });
     }
 }

@@ -31,9 +31,15 @@ async fn main() -> anyhow::Result<()> {
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let store: Arc<dyn quire_store::AuthStore> = Arc::new(store);
-            let user = quire_server::auth_api::create_account(store.as_ref(), &args.email, &args.name, password, false)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = quire_server::auth_api::create_account(
+                store.as_ref(),
+                &args.email,
+                &args.name,
+                password,
+                false,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {} <{}> ({})", user.name, user.email, user.id);
         }
     }

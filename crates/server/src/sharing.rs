@@ -10,11 +10,11 @@
 //! the link off withdraws every grant it made.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use axum::Router;
 use quire_hub::AccessChange;
 use quire_types::{DocId, DocRole, UserId};
 use serde::Deserialize;
@@ -30,7 +30,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/documents/{id}/shares", get(list_shares).post(share))
         .route("/documents/{id}/shares/{user}", delete(unshare))
-        .route("/documents/{id}/link", get(get_link).post(create_link).delete(delete_link))
+        .route(
+            "/documents/{id}/link",
+            get(get_link).post(create_link).delete(delete_link),
+        )
         .route("/documents/{id}/link/redeem", post(redeem_link))
 }
 
@@ -52,7 +55,9 @@ async fn list_shares(
         .into_iter()
         .map(|s| json!({ "user": s.user, "role": s.role, "viaLink": s.via_link }))
         .collect();
-    Ok(Json(json!({ "owner": owner, "shares": shares, "yourRole": access.role })))
+    Ok(Json(
+        json!({ "owner": owner, "shares": shares, "yourRole": access.role }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,16 +76,21 @@ async fn share(
     let access = require_role(&state, &me, &id, DocRole::Owner).await?;
     let Json(body) = body?;
     let email = normalize_email(&body.email)?;
-    let (user, _) = state
-        .auth
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::BadRequest("no account uses this email; ask them to sign up first".into()))?;
+    let (user, _) = state.auth.user_by_email(&email).await?.ok_or_else(|| {
+        ApiError::BadRequest("no account uses this email; ask them to sign up first".into())
+    })?;
     if access.owner.as_ref() == Some(&user.id) {
         return Err(ApiError::BadRequest("that is the document's owner".into()));
     }
-    let before = state.auth.document_access(&id, &user.id).await?.map(|a| a.role);
-    state.auth.put_share(&id, &user.id, body.role, false).await?;
+    let before = state
+        .auth
+        .document_access(&id, &user.id)
+        .await?
+        .map(|a| a.role);
+    state
+        .auth
+        .put_share(&id, &user.id, body.role, false)
+        .await?;
     apply_change(&state, &id, &user.id, before, Some(body.role)).await;
     Ok((
         StatusCode::OK,
@@ -96,9 +106,17 @@ async fn unshare(
     let id = doc_id(id)?;
     let user = UserId(user);
     // Owners remove anyone; anyone may remove themselves.
-    let min = if user == me.user.id { DocRole::Viewer } else { DocRole::Owner };
+    let min = if user == me.user.id {
+        DocRole::Viewer
+    } else {
+        DocRole::Owner
+    };
     require_role(&state, &me, &id, min).await?;
-    let before = state.auth.document_access(&id, &user).await?.map(|a| a.role);
+    let before = state
+        .auth
+        .document_access(&id, &user)
+        .await?
+        .map(|a| a.role);
     if !state.auth.remove_share(&id, &user).await? {
         return Err(ApiError::NotFound);
     }
@@ -108,7 +126,13 @@ async fn unshare(
 
 /// Tells the hub what changed for `user` on `doc`, so their open sockets
 /// follow at once.
-async fn apply_change(state: &AppState, doc: &DocId, user: &UserId, before: Option<DocRole>, after: Option<DocRole>) {
+async fn apply_change(
+    state: &AppState,
+    doc: &DocId,
+    user: &UserId,
+    before: Option<DocRole>,
+    after: Option<DocRole>,
+) {
     let could_edit = before.is_some_and(DocRole::can_edit);
     let change = match after {
         None => Some(AccessChange::Revoked),
@@ -151,10 +175,15 @@ async fn create_link(
     require_role(&state, &me, &id, DocRole::Owner).await?;
     let Json(body) = body?;
     if body.role == DocRole::Owner {
-        return Err(ApiError::BadRequest("a link cannot make people owners".into()));
+        return Err(ApiError::BadRequest(
+            "a link cannot make people owners".into(),
+        ));
     }
     let token = auth::new_token();
-    state.auth.set_link(&id, &auth::hash_token(&token), body.role).await?;
+    state
+        .auth
+        .set_link(&id, &auth::hash_token(&token), body.role)
+        .await?;
     let path = format!("/d/{id}#link={token}");
     Ok((
         StatusCode::CREATED,
@@ -170,7 +199,10 @@ async fn delete_link(
     let id = doc_id(id)?;
     require_role(&state, &me, &id, DocRole::Owner).await?;
     for user in state.auth.remove_link(&id).await? {
-        state.hub.change_access(&id, &user, AccessChange::Revoked).await;
+        state
+            .hub
+            .change_access(&id, &user, AccessChange::Revoked)
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -196,9 +228,16 @@ async fn redeem_link(
         .link_role(&id, &auth::hash_token(body.token.trim()))
         .await?
         .ok_or(ApiError::NotFound)?;
-    if state.auth.document_access(&id, &me.user.id).await?.is_none() {
+    if state
+        .auth
+        .document_access(&id, &me.user.id)
+        .await?
+        .is_none()
+    {
         state.auth.put_share(&id, &me.user.id, role, true).await?;
     }
     let access = require_role(&state, &me, &id, DocRole::Viewer).await?;
-    Ok(Json(json!({ "document": DocumentView::new(&state, access).await })))
+    Ok(Json(
+        json!({ "document": DocumentView::new(&state, access).await }),
+    ))
 }

@@ -4,11 +4,11 @@
 //! membership alone opens no document.
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
-use axum::Router;
 use quire_types::{UserId, WorkspaceId, WorkspaceRole};
 use serde::Deserialize;
 use serde_json::json;
@@ -21,12 +21,20 @@ use crate::error::ApiError;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/workspaces", get(list_workspaces).post(create_workspace))
-        .route("/workspaces/{id}/members", get(list_members).post(add_member))
+        .route(
+            "/workspaces/{id}/members",
+            get(list_members).post(add_member),
+        )
         .route("/workspaces/{id}/members/{user}", delete(remove_member))
 }
 
-async fn list_workspaces(State(state): State<AppState>, me: CurrentUser) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({ "workspaces": state.auth.workspaces_of(&me.user.id).await? })))
+async fn list_workspaces(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "workspaces": state.auth.workspaces_of(&me.user.id).await? }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +57,11 @@ async fn create_workspace(
 }
 
 /// The caller's role in the workspace; not a member is 404.
-async fn role_in(state: &AppState, me: &CurrentUser, ws: &WorkspaceId) -> Result<WorkspaceRole, ApiError> {
+async fn role_in(
+    state: &AppState,
+    me: &CurrentUser,
+    ws: &WorkspaceId,
+) -> Result<WorkspaceRole, ApiError> {
     state
         .auth
         .workspace_role(ws, &me.user.id)
@@ -88,17 +100,22 @@ async fn add_member(
 ) -> Result<impl IntoResponse, ApiError> {
     let ws = WorkspaceId(id);
     if role_in(&state, &me, &ws).await? != WorkspaceRole::Admin {
-        return Err(ApiError::Forbidden("only workspace admins manage members".into()));
+        return Err(ApiError::Forbidden(
+            "only workspace admins manage members".into(),
+        ));
     }
     let Json(body) = body?;
     let email = normalize_email(&body.email)?;
-    let (user, _) = state
+    let (user, _) = state.auth.user_by_email(&email).await?.ok_or_else(|| {
+        ApiError::BadRequest("no account uses this email; ask them to sign up first".into())
+    })?;
+    state
         .auth
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::BadRequest("no account uses this email; ask them to sign up first".into()))?;
-    state.auth.set_workspace_member(&ws, &user.id, body.role).await?;
-    Ok(Json(json!({ "member": { "user": user, "role": body.role } })))
+        .set_workspace_member(&ws, &user.id, body.role)
+        .await?;
+    Ok(Json(
+        json!({ "member": { "user": user, "role": body.role } }),
+    ))
 }
 
 async fn remove_member(
@@ -110,7 +127,9 @@ async fn remove_member(
     let user = UserId(user);
     let mine = role_in(&state, &me, &ws).await?;
     if user != me.user.id && mine != WorkspaceRole::Admin {
-        return Err(ApiError::Forbidden("only workspace admins manage members".into()));
+        return Err(ApiError::Forbidden(
+            "only workspace admins manage members".into(),
+        ));
     }
     if !state.auth.remove_workspace_member(&ws, &user).await? {
         return Err(ApiError::NotFound);

@@ -66,12 +66,21 @@ pub async fn sync_socket(
 }
 
 /// Decides whether this upgrade may join the document, and joins it.
-async fn admit(state: &AppState, doc: &DocId, params: &WsParams, headers: &HeaderMap) -> Result<Session, ApiError> {
+async fn admit(
+    state: &AppState,
+    doc: &DocId,
+    params: &WsParams,
+    headers: &HeaderMap,
+) -> Result<Session, ApiError> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match origin {
         Some(o) if state.auth_config.origin_allowed(o, host) => {}
-        Some(_) => return Err(ApiError::Forbidden("this origin may not open sockets here".into())),
+        Some(_) => {
+            return Err(ApiError::Forbidden(
+                "this origin may not open sockets here".into(),
+            ));
+        }
         None => return Err(ApiError::Forbidden("an Origin header is required".into())),
     }
     let me = CurrentUser::from_headers(state, headers).await?;

@@ -23,13 +23,23 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts the real binary and waits for its "running" line.
 fn start(dir: &Path, port: u16) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
-        .args(["serve", "--insecure-fast-password-hashing", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--insecure-fast-password-hashing",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .env("QUIRE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -37,8 +47,13 @@ fn start(dir: &Path, port: u16) -> Proc {
         .spawn()
         .expect("start quire");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("Quire is running at"), "unexpected first line: {line:?}");
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("Quire is running at"),
+        "unexpected first line: {line:?}"
+    );
     Proc(child)
 }
 
@@ -52,7 +67,9 @@ async fn sign_in_owner(port: u16) {
 
 fn stored_numbers(client: &TestClient) -> BTreeSet<i64> {
     let txn = client.doc.transact();
-    let Some(arr) = txn.get_array("log") else { return BTreeSet::new() };
+    let Some(arr) = txn.get_array("log") else {
+        return BTreeSet::new();
+    };
     arr.iter(&txn)
         .filter_map(|v| match v {
             Out::Any(yrs::Any::Number(n)) => n.as_i64(),
@@ -84,7 +101,10 @@ async fn sigkill_never_loses_an_acknowledged_update() {
         client.wait_synced().await;
         let present = stored_numbers(&client);
         let missing: Vec<_> = acknowledged.difference(&present).collect();
-        assert!(missing.is_empty(), "round {round}: acknowledged updates lost: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged updates lost: {missing:?}"
+        );
 
         // Type until a random number of acks arrived, then kill mid-stream.
         let kill_after = rng.random_range(1..200u64);

@@ -21,7 +21,9 @@ async fn two_clients_converge_on_concurrent_edits() {
         b.edit(|t| t.get_or_insert_text("t").insert(t, 0, &format!("b{i} ")));
     }
     wait_for("both replicas converge", || {
-        a.text("t") == b.text("t") && a.text("t").len() == b.text("t").len() && a.text("t").matches(' ').count() == 40
+        a.text("t") == b.text("t")
+            && a.text("t").len() == b.text("t").len()
+            && a.text("t").matches(' ').count() == 40
     })
     .await;
     assert_eq!(a.state_vector(), b.state_vector());
@@ -69,9 +71,19 @@ async fn durable_acks_count_update_messages_and_stock_clients_never_see_them() {
         txn.get_array("a").map(|a| a.len(&txn)) == Some(20)
     })
     .await;
-    assert!(stock.snapshot().message_types.iter().all(|t| *t <= 3), "stock client got {:?}", stock.snapshot().message_types);
+    assert!(
+        stock.snapshot().message_types.iter().all(|t| *t <= 3),
+        "stock client got {:?}",
+        stock.snapshot().message_types
+    );
     // What was acknowledged is in the store.
-    let stored = server.state.hub.store().load(&"acks".parse().unwrap()).await.unwrap();
+    let stored = server
+        .state
+        .hub
+        .store()
+        .load(&"acks".parse().unwrap())
+        .await
+        .unwrap();
     assert!(stored.tail.len() >= 20 || stored.snapshot.is_some());
 }
 
@@ -86,25 +98,50 @@ async fn awareness_propagates_including_the_sender_and_is_removed_on_close() {
     a.edit(|t| t.get_or_insert_text("t").insert(t, 0, "hi"));
     a.wait_acked(2).await; // the document now exists in the store
     a.set_awareness(1001, 1, r##"{"user":{"name":"Ada","color":"#f00"}}"##);
-    within("b sees Ada", b.state.wait_for(|s| s.awareness.contains_key(&1001))).await.unwrap();
+    within(
+        "b sees Ada",
+        b.state.wait_for(|s| s.awareness.contains_key(&1001)),
+    )
+    .await
+    .unwrap();
     // The sender hears its own state back (stock clients rely on it).
-    within("a hears itself", a.state.wait_for(|s| s.awareness.contains_key(&1001))).await.unwrap();
+    within(
+        "a hears itself",
+        a.state.wait_for(|s| s.awareness.contains_key(&1001)),
+    )
+    .await
+    .unwrap();
     // The documents API shows who is present.
     let list: serde_json::Value = reqwest_get(&server.http("/api/documents/presence")).await;
     assert_eq!(list["document"]["present"][0]["name"], "Ada", "{list}");
     // b may not spoof a's client id.
     b.set_awareness(1001, 5, r#"{"user":{"name":"Mallory"}}"#);
     b.set_awareness(2002, 1, r#"{"user":{"name":"Bo"}}"#);
-    within("a sees Bo", a.state.wait_for(|s| s.awareness.contains_key(&2002))).await.unwrap();
+    within(
+        "a sees Bo",
+        a.state.wait_for(|s| s.awareness.contains_key(&2002)),
+    )
+    .await
+    .unwrap();
     assert!(a.snapshot().awareness[&1001].contains("Ada"));
     // Closing a removes Ada for b without any timeout.
     a.close();
     drop(a);
-    within("Ada removed", b.state.wait_for(|s| !s.awareness.contains_key(&1001))).await.unwrap();
+    within(
+        "Ada removed",
+        b.state.wait_for(|s| !s.awareness.contains_key(&1001)),
+    )
+    .await
+    .unwrap();
     // Query awareness answers with the current states.
     b.send_raw(bytes::Bytes::from_static(&[3]));
     let before = b.snapshot().frames_received;
-    within("query answered", b.state.wait_for(|s| s.frames_received > before)).await.unwrap();
+    within(
+        "query answered",
+        b.state.wait_for(|s| s.frames_received > before),
+    )
+    .await
+    .unwrap();
 }
 
 async fn reqwest_get(url: &str) -> serde_json::Value {
@@ -114,7 +151,15 @@ async fn reqwest_get(url: &str) -> serde_json::Value {
     let (host, path) = u.split_at(u.find('/').unwrap());
     let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
     let owner = owner_of(host.parse().unwrap()).expect("the server's owner");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {}\r\nConnection: close\r\n\r\n", owner.access).as_bytes()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+            owner.access
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.unwrap();
     let body = buf.split("\r\n\r\n").nth(1).unwrap();
@@ -188,7 +233,9 @@ async fn compaction_keeps_the_exact_state() {
     .await;
     drop(a);
     let guard = server.stop().await;
-    let stored = quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default()).await.unwrap();
+    let stored = quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default())
+        .await
+        .unwrap();
     use quire_store::DocStore;
     let loaded = stored.load(&id).await.unwrap();
     assert!(loaded.snapshot.is_some());
@@ -208,7 +255,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
@@ -225,11 +275,27 @@ async fn bad_frames_close_only_their_own_socket() {
     watcher.wait_text("t", "before ").await;
 
     let cases: Vec<(&str, WsMessage, u16)> = vec![
-        ("unknown message type", WsMessage::Binary(vec![42u8, 0].into()), 4400),
-        ("truncated sync", WsMessage::Binary(vec![0u8, 2, 200].into()), 4400),
-        ("undecodable update", WsMessage::Binary(encode_update(&[0xff, 0xff, 0xff, 0x01])), 4400),
+        (
+            "unknown message type",
+            WsMessage::Binary(vec![42u8, 0].into()),
+            4400,
+        ),
+        (
+            "truncated sync",
+            WsMessage::Binary(vec![0u8, 2, 200].into()),
+            4400,
+        ),
+        (
+            "undecodable update",
+            WsMessage::Binary(encode_update(&[0xff, 0xff, 0xff, 0x01])),
+            4400,
+        ),
         ("text frame", WsMessage::Text("hello".into()), 4400),
-        ("oversized frame", WsMessage::Binary(vec![0u8; 100 * 1024].into()), 1009),
+        (
+            "oversized frame",
+            WsMessage::Binary(vec![0u8; 100 * 1024].into()),
+            1009,
+        ),
     ];
     for (what, frame, code) in cases {
         let mut raw = raw_socket(&url).await;
@@ -247,7 +313,9 @@ async fn bad_frames_close_only_their_own_socket() {
     watcher.wait_text("t", "before after").await;
     assert!(good.snapshot().closed.is_none());
     // Invalid document ids are refused before the upgrade.
-    let err = tokio_tungstenite::connect_async(server.ws_url("bad%2Fid")).await.unwrap_err();
+    let err = tokio_tungstenite::connect_async(server.ws_url("bad%2Fid"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("400"), "{err}");
 }
 
@@ -289,5 +357,9 @@ async fn the_document_size_limit_refuses_growth_past_it() {
     assert_eq!(code, 4413);
     let mut b = TestClient::connect(&url).await;
     b.wait_synced().await;
-    assert_eq!(b.text("t").len(), 6_000, "the refused update was not applied");
+    assert_eq!(
+        b.text("t").len(),
+        6_000,
+        "the refused update was not applied"
+    );
 }

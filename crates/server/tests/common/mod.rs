@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use quire_protocol::{AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update, encode_sync_step1, encode_sync_step2, encode_update};
+use quire_protocol::{
+    AwarenessUpdate, Message, SyncMessage, encode_awareness, encode_awareness_update,
+    encode_sync_step1, encode_sync_step2, encode_update,
+};
 use quire_server::{AppState, ServeConfig};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -74,17 +77,28 @@ pub struct TestUser {
 static OWNERS: Mutex<Option<HashMap<SocketAddr, TestUser>>> = Mutex::new(None);
 
 pub fn owner_of(addr: SocketAddr) -> Option<TestUser> {
-    OWNERS.lock().unwrap().as_ref().and_then(|m| m.get(&addr).cloned())
+    OWNERS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|m| m.get(&addr).cloned())
 }
 
 /// Makes `user` the account that plain [`TestClient::connect`] calls use for
 /// their server.
 pub fn register_owner(user: &TestUser) {
-    OWNERS.lock().unwrap().get_or_insert_with(HashMap::new).insert(user.addr, user.clone());
+    OWNERS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(user.addr, user.clone());
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// `name=value` of the cookie called `name` among a response's Set-Cookie
@@ -94,8 +108,18 @@ pub fn set_cookie(resp: &reqwest::Response, prefix: &str) -> Option<(String, Str
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.contains(prefix) && v.split(';').next().is_some_and(|kv| kv.split('=').next().unwrap_or("").ends_with(prefix)))
-        .map(|v| (v.split(';').next().unwrap().trim().to_string(), v.to_string()))
+        .find(|v| {
+            v.contains(prefix)
+                && v.split(';')
+                    .next()
+                    .is_some_and(|kv| kv.split('=').next().unwrap_or("").ends_with(prefix))
+        })
+        .map(|v| {
+            (
+                v.split(';').next().unwrap().trim().to_string(),
+                v.to_string(),
+            )
+        })
 }
 
 impl TestUser {
@@ -120,7 +144,11 @@ impl TestUser {
         if resp.status() == reqwest::StatusCode::CONFLICT {
             return Self::sign_in(addr, email).await;
         }
-        assert_eq!(resp.status(), reqwest::StatusCode::CREATED, "sign-up of {email}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::CREATED,
+            "sign-up of {email}"
+        );
         user_from_response(addr, resp, email).await
     }
 
@@ -154,7 +182,8 @@ impl TestUser {
             .await
             .unwrap();
         assert!(
-            resp.status() == reqwest::StatusCode::CREATED || resp.status() == reqwest::StatusCode::CONFLICT,
+            resp.status() == reqwest::StatusCode::CREATED
+                || resp.status() == reqwest::StatusCode::CONFLICT,
             "creating {id}: {}",
             resp.status()
         );
@@ -164,27 +193,43 @@ impl TestUser {
     /// Shares a document with `email` as `role`.
     pub async fn share(&self, doc: &str, email: &str, role: &str) {
         let resp = self
-            .request(reqwest::Method::POST, &format!("/api/documents/{doc}/shares"))
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/documents/{doc}/shares"),
+            )
             .json(&serde_json::json!({ "email": email, "role": role }))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), reqwest::StatusCode::OK, "sharing {doc} with {email}");
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::OK,
+            "sharing {doc} with {email}"
+        );
     }
 
     /// The WebSocket handshake request for `url`, with this user's cookie and
     /// origin.
-    pub fn ws_request(&self, url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    pub fn ws_request(
+        &self,
+        url: &str,
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert("Cookie", self.access.parse().unwrap());
-        req.headers_mut().insert("Origin", self.origin().parse().unwrap());
+        req.headers_mut()
+            .insert("Cookie", self.access.parse().unwrap());
+        req.headers_mut()
+            .insert("Origin", self.origin().parse().unwrap());
         req
     }
 }
 
 /// Builds the user from a sign-up or sign-in response (cookies from the
 /// headers, identity from the JSON body).
-pub async fn user_from_response(addr: SocketAddr, resp: reqwest::Response, email: &str) -> TestUser {
+pub async fn user_from_response(
+    addr: SocketAddr,
+    resp: reqwest::Response,
+    email: &str,
+) -> TestUser {
     let access = set_cookie(&resp, "quire_access");
     let refresh = set_cookie(&resp, "quire_refresh");
     let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{email}: {e}"));
@@ -269,8 +314,17 @@ impl TestServer {
             TestUser::sign_up(addr, OWNER_EMAIL, "Owner").await
         } else {
             // As `quire user add` would, when sign-up is closed.
-            let made = quire_server::auth_api::create_account(state.auth.as_ref(), OWNER_EMAIL, "Owner", PASSWORD.into(), true).await;
-            assert!(made.is_ok() || matches!(made, Err(quire_server::error::ApiError::Conflict(_))));
+            let made = quire_server::auth_api::create_account(
+                state.auth.as_ref(),
+                OWNER_EMAIL,
+                "Owner",
+                PASSWORD.into(),
+                true,
+            )
+            .await;
+            assert!(
+                made.is_ok() || matches!(made, Err(quire_server::error::ApiError::Conflict(_)))
+            );
             TestUser::sign_in(addr, OWNER_EMAIL).await
         };
         register_owner(&owner);
@@ -340,14 +394,18 @@ impl TestClient {
 
     pub async fn connect_with_doc(url: &str, doc: Doc) -> TestClient {
         let req = owner_request(url).await;
-        let (ws, _) = within("connect", connect_async(req)).await.expect("websocket connects");
+        let (ws, _) = within("connect", connect_async(req))
+            .await
+            .expect("websocket connects");
         Self::run(ws, Arc::new(doc))
     }
 
     /// Connects as `user`, to a document that must already exist and be
     /// open to them.
     pub async fn connect_as(url: &str, user: &TestUser) -> TestClient {
-        let (ws, _) = within("connect", connect_async(user.ws_request(url))).await.expect("websocket connects");
+        let (ws, _) = within("connect", connect_async(user.ws_request(url)))
+            .await
+            .expect("websocket connects");
         Self::run(ws, Arc::new(Doc::new()))
     }
 
@@ -371,7 +429,9 @@ impl TestClient {
                 match msg {
                     WsMessage::Binary(b) => handle_frame(&d, &b, &out, &state_tx),
                     WsMessage::Close(cf) => {
-                        let cf = cf.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new()));
+                        let cf = cf
+                            .map(|c| (u16::from(c.code), c.reason.to_string()))
+                            .unwrap_or((1005, String::new()));
                         state_tx.send_modify(|s| s.closed = Some(cf));
                         return;
                     }
@@ -424,7 +484,9 @@ impl TestClient {
     pub fn text(&self, name: &str) -> String {
         use yrs::GetString;
         let txn = self.doc.transact();
-        txn.get_text(name).map(|t| t.get_string(&txn)).unwrap_or_default()
+        txn.get_text(name)
+            .map(|t| t.get_string(&txn))
+            .unwrap_or_default()
     }
 
     pub fn state_vector(&self) -> StateVector {
@@ -432,15 +494,21 @@ impl TestClient {
     }
 
     pub async fn wait_synced(&mut self) {
-        within("synced", self.state.wait_for(|s| s.synced)).await.unwrap();
+        within("synced", self.state.wait_for(|s| s.synced))
+            .await
+            .unwrap();
     }
 
     pub async fn wait_acked(&mut self, n: u64) {
-        within("acked", self.state.wait_for(|s| s.acked >= n)).await.unwrap();
+        within("acked", self.state.wait_for(|s| s.acked >= n))
+            .await
+            .unwrap();
     }
 
     pub async fn wait_closed(&mut self) -> (u16, String) {
-        let s = within("closed", self.state.wait_for(|s| s.closed.is_some())).await.unwrap();
+        let s = within("closed", self.state.wait_for(|s| s.closed.is_some()))
+            .await
+            .unwrap();
         s.closed.clone().unwrap()
     }
 
@@ -451,7 +519,10 @@ impl TestClient {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("text {name:?} never became {expected:?}; is {:?}", self.text(name));
+                panic!(
+                    "text {name:?} never became {expected:?}; is {:?}",
+                    self.text(name)
+                );
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), self.state.changed()).await;
         }
@@ -468,7 +539,12 @@ impl Drop for TestClient {
     }
 }
 
-fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>, state: &watch::Sender<ClientState>) {
+fn handle_frame(
+    doc: &Doc,
+    frame: &[u8],
+    out: &mpsc::UnboundedSender<WsMessage>,
+    state: &watch::Sender<ClientState>,
+) {
     let msg = Message::decode(frame).expect("server sends well-formed messages");
     let ty = frame[0] as u64;
     state.send_modify(|s| {
@@ -482,11 +558,15 @@ fn handle_frame(doc: &Doc, frame: &[u8], out: &mpsc::UnboundedSender<WsMessage>,
             let _ = out.send(WsMessage::Binary(encode_sync_step2(&diff)));
         }
         Message::Sync(SyncMessage::Step2(u)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
             state.send_modify(|s| s.synced = true);
         }
         Message::Sync(SyncMessage::Update(u)) => {
-            doc.transact_mut().apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
             state.send_modify(|_| {});
         }
         Message::Awareness(a) => {
@@ -521,7 +601,9 @@ pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
     within("close frame", async {
         while let Some(msg) = ws.next().await {
             match msg {
-                Ok(WsMessage::Close(Some(cf))) => return (u16::from(cf.code), cf.reason.to_string()),
+                Ok(WsMessage::Close(Some(cf))) => {
+                    return (u16::from(cf.code), cf.reason.to_string());
+                }
                 Ok(WsMessage::Close(None)) => return (1005, String::new()),
                 Ok(_) => continue,
                 Err(e) => panic!("socket failed before a close frame: {e}"),

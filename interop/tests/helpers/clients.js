@@ -12,6 +12,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { waitFor } from './wait.js'
 import { FRAGMENT, TEXT } from './content.js'
+import { ensureDoc, ownerOf } from './server.js'
 
 export const MSG_SYNC = 0
 export const MSG_AWARENESS = 1
@@ -109,14 +110,27 @@ const toBytes = (data) => (data instanceof ArrayBuffer ? new Uint8Array(data) : 
 
 // ---------------------------------------------------------------- stock provider
 
+/** The port of a `ws://host:port/...` URL. */
+const portOf = (url) => new URL(url).port
+
 /**
- * A `ws` WebSocket class that records what its instances receive into `log`.
+ * Headers a browser on the app's page would send on the upgrade: the signed-in
+ * user's cookie (by default the owner of the server `url` points at) and the
+ * page's origin.
+ */
+export function authHeaders (url, user = ownerOf(portOf(url))) {
+  return user ? { Cookie: user.cookie, Origin: user.origin } : {}
+}
+
+/**
+ * A `ws` WebSocket class that records what its instances receive into `log`
+ * and sends `user`'s cookie and origin on the upgrade (`null`: none).
  * The provider assigns `onmessage`/`onclose`; listeners added here coexist.
  */
-function recordingWebSocket (log) {
+function recordingWebSocket (log, user) {
   return class RecordingWebSocket extends WebSocket {
     constructor (url, protocols) {
-      super(url, protocols)
+      super(url, protocols, { headers: user === null ? {} : authHeaders(url, user) })
       const socket = log.sockets.length
       log.sockets.push(this)
       this.addEventListener('message', (ev) => {
@@ -139,15 +153,19 @@ function recordingWebSocket (log) {
  * @param {string} room
  * @param {object} [opts]
  */
-export function providerClient (t, server, room, { doc = new Y.Doc(), params = {}, connect = true, maxBackoffTime, name = 'client' } = {}) {
+export function providerClient (t, server, room, { doc = new Y.Doc(), params = {}, connect = true, maxBackoffTime, name = 'client', user } = {}) {
   const log = { frames: [], closes: [], sockets: [] }
   const provider = new WebsocketProvider(server.wsBase, room, doc, {
-    WebSocketPolyfill: recordingWebSocket(log),
+    WebSocketPolyfill: recordingWebSocket(log, user),
     disableBc: true,
     params,
-    connect,
+    // Connects once the document exists (created by the owner through the
+    // API, as the web app does before opening it).
+    connect: false,
     ...(maxBackoffTime ? { maxBackoffTime } : {})
   })
+  const ready = user === undefined && server.owner ? server.ensureDoc(room) : Promise.resolve()
+  if (connect) ready.then(() => { if (!destroyed) provider.connect() })
   const syncedEvents = []
   provider.on('synced', (s) => syncedEvents.push(s))
   const statuses = []
@@ -161,6 +179,8 @@ export function providerClient (t, server, room, { doc = new Y.Doc(), params = {
     text: doc.getText(TEXT),
     fragment: doc.getXmlFragment(FRAGMENT),
     log,
+    /** Resolves once the document exists on the server. */
+    ready,
     syncedEvents,
     statuses,
     /** Waits for the provider's `synced` state (sync step 2 from the server received). */
@@ -198,19 +218,31 @@ export class RawClient {
    * @param {import('node:test').TestContext | null} t
    * @param {string} url
    */
-  static async connect (t, url, { timeout = 10_000 } = {}) {
-    const c = new RawClient(url)
+  static async connect (t, url, { timeout = 10_000, user } = {}) {
+    if (user === undefined) {
+      const owner = ownerOf(portOf(url))
+      const doc = decodeURIComponent(new URL(url).pathname.replace(/^\/ws\//, ''))
+      if (owner) await ensureDoc(owner, doc)
+    }
+    const c = new RawClient(url, user)
     t?.after(() => c.terminate())
     await c.opened(timeout)
     return c
   }
 
-  constructor (url) {
+  /** `user`: whose cookie to send (default: the server's owner; `null`: none). */
+  constructor (url, user) {
     this.url = url
     this.frames = []
     this.close = null // { code, reason } once closed
     this.error = null
-    this.ws = new WebSocket(url)
+    this.status = null // HTTP status of a refused upgrade
+    this.ws = new WebSocket(url, { headers: user === null ? {} : authHeaders(url, user) })
+    this.ws.on('unexpected-response', (_req, res) => {
+      this.status = res.statusCode
+      this.error = new Error(`upgrade refused with HTTP ${res.statusCode}`)
+      this.ws.terminate()
+    })
     this.ws.binaryType = 'nodebuffer'
     this.ws.on('message', (data, isBinary) => {
       if (!isBinary) this.frames.push({ type: 'text', text: data.toString() })

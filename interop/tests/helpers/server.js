@@ -1,5 +1,12 @@
 // Starts and stops real `quire serve` processes for the interop tests.
 //
+// Quire refuses unauthenticated sockets, so every server gets an owner account,
+// signed up through the real API once the server is ready (signed in again
+// after a restart). Clients connect with the owner's access cookie and a
+// same-origin `Origin` header (see `ownerOf`, used by helpers/clients.js), and
+// `ensureDoc` creates a named document through the API before a client opens
+// it. Servers run with `--insecure-fast-password-hashing`, a test-only flag.
+//
 // Every server gets its own temporary data directory and listens on a port the
 // OS picks (`--listen 127.0.0.1:0`; the port is read from the ready line the
 // server prints). A restart reuses the same port and data directory. Every
@@ -17,6 +24,45 @@ export const INTEROP_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.u
 export const QUIRE_BIN = path.resolve(INTEROP_DIR, process.env.QUIRE_BIN || '../target/debug/quire')
 
 const READY = /Quire is running at http:\/\/([\d.]+):(\d+)\//
+export const OWNER_EMAIL = 'owner@interop.test'
+export const PASSWORD = 'interop password 1'
+
+/** `{ cookie, origin, httpUrl }` of each running server's owner, by port. */
+const owners = new Map()
+
+/** The signed-in owner of the server listening on `port`, if any. */
+export function ownerOf (port) {
+  return owners.get(Number(port))
+}
+
+/**
+ * Signs `email` up on the server at `httpUrl` (or in, if the account exists);
+ * returns `{ cookie, origin, httpUrl, user }` with the access cookie as
+ * `name=value`.
+ */
+export async function signIn (httpUrl, email, name = email.split('@')[0]) {
+  const post = (path, body) => fetch(`${httpUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: httpUrl },
+    body: JSON.stringify(body)
+  })
+  let r = await post('/api/auth/signup', { email, password: PASSWORD, name })
+  if (r.status === 409) r = await post('/api/auth/login', { email, password: PASSWORD })
+  if (!r.ok) throw new Error(`signing in ${email} failed: ${r.status} ${await r.text()}`)
+  const cookie = r.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('quire_access='))
+  if (!cookie) throw new Error('no access cookie in the sign-in response')
+  const { user } = await r.json()
+  return { cookie, origin: httpUrl, httpUrl, user }
+}
+
+/** Creates document `id` as `owner` unless it exists; other answers are ignored (tests of bad ids). */
+export async function ensureDoc (owner, id) {
+  await fetch(`${owner.httpUrl}/api/documents`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: owner.origin, cookie: owner.cookie },
+    body: JSON.stringify({ id, title: id })
+  })
+}
 const START_TIMEOUT_MS = 20_000
 const LOG_LINES = 200
 
@@ -100,6 +146,8 @@ export class QuireServer {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         await this._startOnce()
+        this.owner = await signIn(this.httpUrl, OWNER_EMAIL, 'Interop')
+        owners.set(this.port, this.owner)
         return this
       } catch (e) {
         lastErr = e
@@ -113,7 +161,8 @@ export class QuireServer {
   _startOnce () {
     this.starts++
     const listen = `127.0.0.1:${this.port}`
-    const child = spawn(QUIRE_BIN, ['serve', '--listen', listen, '--data-dir', this.dataDir, ...this.args], {
+    const args = ['serve', '--insecure-fast-password-hashing', '--listen', listen, '--data-dir', this.dataDir, ...this.args]
+    const child = spawn(QUIRE_BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, QUIRE_LOG: process.env.QUIRE_LOG ?? 'info', NO_COLOR: '1', RUST_BACKTRACE: process.env.QUIRE_RUST_BACKTRACE ?? '0', ...this.env }
     })
@@ -155,6 +204,11 @@ export class QuireServer {
         reject(new Error(`quire exited before it was ready (code ${code}, signal ${signal})\n${this.logTail()}`))
       })
     })
+  }
+
+  /** Creates document `id` (owned by this server's owner) if it does not exist. */
+  ensureDoc (id) {
+    return ensureDoc(this.owner, id)
   }
 
   /** Kills the process with SIGKILL (a crash) and waits until it is gone. */

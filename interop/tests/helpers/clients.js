@@ -119,7 +119,11 @@ const portOf = (url) => new URL(url).port
  * page's origin.
  */
 export function authHeaders (url, user = ownerOf(portOf(url))) {
-  return user ? { Cookie: user.cookie, Origin: user.origin } : {}
+  if (!user) return {}
+  const headers = {}
+  if (user.cookie) headers.Cookie = user.cookie
+  if (user.origin) headers.Origin = user.origin
+  return headers
 }
 
 /**

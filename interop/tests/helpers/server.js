@@ -161,7 +161,10 @@ export class QuireServer {
   _startOnce () {
     this.starts++
     const listen = `127.0.0.1:${this.port}`
-    const args = ['serve', '--insecure-fast-password-hashing', '--listen', listen, '--data-dir', this.dataDir, ...this.args]
+    // The fuzz and bad-input tests open hundreds of sockets a second as one
+    // user; the per-user connect limit is tested in the Rust suite.
+    const args = ['serve', '--insecure-fast-password-hashing', '--ws-connect-burst', '100000',
+      '--listen', listen, '--data-dir', this.dataDir, ...this.args]
     const child = spawn(QUIRE_BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, QUIRE_LOG: process.env.QUIRE_LOG ?? 'info', NO_COLOR: '1', RUST_BACKTRACE: process.env.QUIRE_RUST_BACKTRACE ?? '0', ...this.env }

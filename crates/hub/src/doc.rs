@@ -600,15 +600,24 @@ impl DocActor {
             return;
         };
         c.received += 1;
+        let received_at = Instant::now();
         if !c.opts.can_write {
-            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
-            self.send_to(
-                conn,
-                encode_permission_denied("read-only access: update refused"),
-            );
+            // A read-only client still answers the server's sync step 1 with
+            // a step 2 of whatever it holds: normally nothing new (though Yjs
+            // puts the whole delete set in it). That is a harmless no-op and
+            // is acknowledged like one; only an update that would change the
+            // document is refused, and it is never applied.
+            if would_change(&self.doc, &update) {
+                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
+                self.send_to(
+                    conn,
+                    encode_permission_denied("read-only access: update refused"),
+                );
+                return;
+            }
+            self.acknowledge(conn, received_at);
             return;
         }
-        let received_at = Instant::now();
         if self.doc_bytes + update.len() > self.hub.config.max_document_bytes {
             metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "document_too_large")
                 .increment(1);
@@ -677,9 +686,14 @@ impl DocActor {
             }
             self.submitted += 1;
         }
-        // Acknowledge once everything submitted so far has committed: an
-        // update that changed nothing may duplicate content that is itself
-        // still on its way to the store.
+        self.acknowledge(conn, received_at);
+    }
+
+    /// Acknowledges everything `conn` sent so far (if it opted in) once
+    /// everything submitted so far has committed: an update that changed
+    /// nothing may duplicate content that is itself still on its way to the
+    /// store.
+    fn acknowledge(&mut self, conn: ConnId, received_at: Instant) {
         let needed = self.submitted;
         let committed = self.committed;
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -893,6 +907,30 @@ impl DocActor {
     }
 }
 
+/// Whether applying `update` would change `doc`: new or pending items, or
+/// deletions the document does not have yet. Decides whether a read-only
+/// session's update is refused; an undecodable one counts as a change (it is
+/// refused, never applied).
+fn would_change(doc: &yrs::Doc, update: &[u8]) -> bool {
+    let Ok(update) = Update::decode_v1(update) else {
+        return true;
+    };
+    let txn = doc.transact();
+    let have = txn.state_vector();
+    if update.extends(&have) {
+        return true;
+    }
+    // Items that start at or past what we have (a gap: they would be parked).
+    if update
+        .state_vector_lower()
+        .iter()
+        .any(|(client, clock)| *clock >= have.get(client))
+    {
+        return true;
+    }
+    let deleted = txn.snapshot().delete_set;
+    !update.delete_set().diff(&deleted).is_empty()
+}
 /// Applies an update; `Ok(true)` if it changed the document (new items, new
 /// deletions, or content parked until its dependencies arrive).
 enum ApplyError {

@@ -626,6 +626,12 @@ async fn owner_and(role: &str) -> (TestServer, TestClient, TestClient, TestUser,
 
 async fn read_only_role_changes_nothing(role: &str) {
     let (server, mut owner, mut other, _, doc) = owner_and(role).await;
+    // Its sync step 2 answering the server changed nothing: not refused.
+    assert!(
+        other.snapshot().permission_denied.is_empty(),
+        "{:?}",
+        other.snapshot().permission_denied
+    );
     let before = owner.state_vector();
     // An update, and a sync step 2 carrying content: both refused.
     other.edit(|t| t.get_or_insert_text("t").insert(t, 0, "evil "));

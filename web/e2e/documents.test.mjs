@@ -39,7 +39,7 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
       const titleInput = page.getByTestId('doc-title');
       await titleInput.fill(title);
       await titleInput.press('Enter');
-      await waitUntil(() => server.api('GET', `/api/documents/${id}`), (r) => r.body?.document?.title === title, {
+      await waitUntil(() => server.api('GET', `/api/documents/${id}`, undefined, alice), (r) => r.body?.document?.title === title, {
         message: `title "${title}" to be saved`,
       });
       await page.getByRole('link', { name: 'Quire — all documents' }).click();
@@ -61,7 +61,7 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     await page.getByTestId('rename-input').press('Enter');
     await rows.filter({ hasText: 'Groceries' }).waitFor();
     await rows.filter({ hasText: 'Shopping list' }).waitFor({ state: 'detached' });
-    assert.equal((await server.api('GET', `/api/documents/${listId}`)).body.document.title, 'Groceries');
+    assert.equal((await server.api('GET', `/api/documents/${listId}`, undefined, alice)).body.document.title, 'Groceries');
 
     // Filter by title.
     await page.getByTestId('filter').fill('quart');
@@ -75,6 +75,8 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     // Who is in it now: Bob opens the plan; the list shows him.
     const bob = await personContext(browser, BOB);
     people.push(bob);
+    // Documents are private: Alice shares the plan with him first.
+    assert.equal((await server.api('POST', `/api/documents/${planId}/shares`, { email: bob.email, role: 'editor' }, alice)).status, 200);
     await openDocument(bob.page, server.url, planId);
     await waitUntil(
       async () => {
@@ -90,6 +92,7 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     // Carol has Groceries open while it is deleted.
     const carol = await personContext(browser, { name: 'Carol Crane', color: '#2e7d32' });
     people.push(carol);
+    assert.equal((await server.api('POST', `/api/documents/${listId}/shares`, { email: carol.email, role: 'editor' }, alice)).status, 200);
     await openDocument(carol.page, server.url, listId);
 
     // Delete, with a confirmation that can be cancelled.
@@ -103,7 +106,7 @@ test('create, rename, filter and delete documents', { timeout: 90_000 }, async (
     await page.getByRole('button', { name: 'Delete Groceries' }).click();
     await dialog.getByRole('button', { name: 'Delete' }).click();
     await rows.filter({ hasText: 'Groceries' }).waitFor({ state: 'detached' });
-    assert.equal((await server.api('GET', `/api/documents/${listId}`)).status, 404);
+    assert.equal((await server.api('GET', `/api/documents/${listId}`, undefined, alice)).status, 404);
     // Carol is told, and her editor stops accepting edits.
     await carol.page.getByTestId('session-error').getByText('This document was deleted').waitFor({ timeout: 10_000 });
     assert.equal(await carol.page.locator('.ProseMirror').getAttribute('contenteditable'), 'false');

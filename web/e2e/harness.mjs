@@ -2,6 +2,13 @@
 // data directory, Debian's Chromium driven by playwright-core, and helpers
 // that wait on conditions (never on fixed sleeps).
 //
+// Accounts: every person signs up in the browser, through the sign-up page
+// (`personContext`), so their session is the real HttpOnly cookie pair. The
+// harness itself has a "host" account, signed up through the API, which owns
+// the documents `createDocument` makes; each gets an editor share link, and
+// `openDocument` opens it through that link, so everyone can open it as a
+// collaborator would. `api()` calls are made as the host, or as a person.
+//
 // QUIRE_BIN selects the server binary (default ../target/debug/quire from
 // web/). This harness never builds Rust; the test command does that first.
 
@@ -47,6 +54,12 @@ export class QuireServer {
     /** @type {import('node:child_process').ChildProcess | null} */
     this.proc = null;
     this.log = '';
+    /** `Cookie` header of the harness's own account. */
+    this.hostCookie = '';
+    /** @type {Map<string, string>} share-link token of each document createDocument made */
+    this.links = new Map();
+    /** @type {Map<string, string>} email of each person who signed up, by name */
+    this.accounts = new Map();
   }
 
   static async launch() {
@@ -56,6 +69,7 @@ export class QuireServer {
     const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
     const server = new QuireServer({ port: await freePort(), dataDir });
     await server.start();
+    currentServer = server;
     // Fail fast, and say why, when the binary does not serve this web app.
     const shell = await (await fetch(server.url + '/')).text();
     if (!shell.includes('id="root"')) {
@@ -65,13 +79,26 @@ export class QuireServer {
           'then rebuild the server from this checkout so it can find web/dist.',
       );
     }
+    const host = await fetch(server.url + '/api/auth/signup', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: server.url },
+      body: JSON.stringify({ email: 'host@e2e.test', password: PASSWORD, name: 'E2E host' }),
+    });
+    if (host.status !== 201) throw new Error(`host sign-up answered ${host.status}`);
+    server.hostCookie = host.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .filter((c) => c.startsWith('quire_access='))
+      .join('; ');
     return server;
   }
 
   /** Start the process and resolve once it prints its URL. */
   start(timeoutMs = 30_000) {
     return new Promise((resolveStart, reject) => {
-      const proc = spawn(QUIRE_BIN, ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
+      // Test-only cheap password hashing: every test signs people up.
+      const args = ['serve', '--insecure-fast-password-hashing', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir];
+      const proc = spawn(QUIRE_BIN, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
       });
@@ -135,14 +162,20 @@ export class QuireServer {
   }
 
   /**
+   * A request as the harness's host account, or as `person` (their browser's cookies).
    * @param {string} method
    * @param {string} path
    * @param {unknown} [body]
+   * @param {{ context: import('playwright-core').BrowserContext }} [person]
    */
-  async api(method, path, body) {
+  async api(method, path, body, person) {
+    const cookie = person ? (await person.context.cookies(this.url)).map((c) => `${c.name}=${c.value}`).join('; ') : this.hostCookie;
+    /** @type {Record<string, string>} */
+    const headers = { Cookie: cookie, Origin: this.url };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     const response = await fetch(this.url + path, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();
@@ -153,8 +186,48 @@ export class QuireServer {
   async createDocument(title) {
     const { status, body } = await this.api('POST', '/api/documents', title === undefined ? {} : { title });
     if (status !== 201) throw new Error(`POST /api/documents answered ${status}: ${JSON.stringify(body)}`);
-    return body.document.id;
+    const id = body.document.id;
+    const link = await this.api('POST', `/api/documents/${id}/link`, { role: 'editor' });
+    if (link.status !== 201) throw new Error(`POST /api/documents/${id}/link answered ${link.status}`);
+    this.links.set(id, link.body.token);
+    return id;
   }
+}
+
+export const PASSWORD = 'e2e password 1';
+
+/** The server `launch` started last: where `personContext` signs people up. */
+/** @type {QuireServer | null} */
+let currentServer = null;
+
+/** @param {string} name */
+export function emailOf(name) {
+  return `${name.toLowerCase().replace(/[^a-z0-9]+/g, '.')}@e2e.test`;
+}
+
+/**
+ * Sign up (first time on this server) or sign in through the app's own pages.
+ * @param {import('playwright-core').Page} page
+ * @param {QuireServer} server
+ * @param {{ name: string }} user
+ */
+export async function signUpInBrowser(page, server, user) {
+  const email = emailOf(user.name);
+  if (server.accounts.has(user.name)) {
+    await page.goto(server.url + '/signin');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  } else {
+    await page.goto(server.url + '/signup');
+    await page.getByLabel('Name').fill(user.name);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    server.accounts.set(user.name, email);
+  }
+  await page.getByRole('heading', { name: 'Documents' }).waitFor({ timeout: 20_000 });
+  return email;
 }
 
 export function launchBrowser() {
@@ -196,7 +269,9 @@ export async function personContext(browser, user, viewport = { width: 1200, hei
     if (msg.type() === 'error' || msg.type() === 'warning') logs.push(`[${user.name}] ${msg.type()}: ${msg.text()}`);
   });
   page.on('pageerror', (error) => logs.push(`[${user.name}] pageerror: ${error.message}`));
-  return { context, page, logs, user };
+  if (!currentServer) throw new Error('personContext needs a server: call QuireServer.launch() first');
+  const email = await signUpInBrowser(page, currentServer, user);
+  return { context, page, logs, user, email };
 }
 
 export const ALICE = { name: 'Alice Arden', color: '#c2185b' };
@@ -209,7 +284,9 @@ export const BOB = { name: 'Bob Brook', color: '#1e6fd9' };
  * @param {string} id
  */
 export async function openDocument(page, baseUrl, id) {
-  await page.goto(`${baseUrl}/d/${encodeURIComponent(id)}`);
+  // Documents the harness made open through their share link (see the top).
+  const token = currentServer?.url === baseUrl ? currentServer.links.get(id) : undefined;
+  await page.goto(`${baseUrl}/d/${encodeURIComponent(id)}${token ? `#link=${token}` : ''}`);
   await page.locator('.ProseMirror').waitFor({ state: 'visible', timeout: 20_000 });
 }
 

@@ -5,6 +5,8 @@ export interface Presence {
   color: string;
 }
 
+export type Role = 'owner' | 'editor' | 'commenter' | 'viewer';
+
 export interface DocumentMeta {
   id: string;
   title: string;
@@ -13,6 +15,21 @@ export interface DocumentMeta {
   /** Unix ms. */
   updatedAt: number;
   present: Presence[];
+  /** What the signed-in user may do with it. */
+  role?: Role;
+  owner?: string | null;
+}
+
+/** Whether a role may change the text (commenters may not, yet). */
+export function canEdit(role: Role | undefined): boolean {
+  return role === undefined || role === 'owner' || role === 'editor';
+}
+
+export interface Account {
+  id: string;
+  email: string;
+  name: string;
+  color: string;
 }
 
 export class ApiError extends Error {
@@ -31,7 +48,53 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Called when the server says the session is over and a refresh could not
+ * renew it; the auth layer shows the sign-in page.
+ */
+let onSignedOut: () => void = () => {};
+export function setSignedOutHandler(handler: () => void): void {
+  onSignedOut = handler;
+}
+
+/**
+ * Renews the access cookie with the refresh cookie. Concurrent callers in
+ * this tab share one request (other tabs are covered by the server's grace
+ * window). Resolves to the account, or null when signed out; rejects with a
+ * network ApiError when the server cannot be reached.
+ */
+let refreshing: Promise<Account | null> | null = null;
+export function refreshSession(): Promise<Account | null> {
+  refreshing ??= (async () => {
+    try {
+      const { user } = await send<{ user: Account }>('POST', '/api/auth/refresh');
+      return user;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return null;
+      throw error;
+    }
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  try {
+    return await send<T>(method, path, body);
+  } catch (error) {
+    // An expired access cookie: renew it once and try again.
+    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    const account = await refreshSession().catch(() => null);
+    if (!account) {
+      onSignedOut();
+      throw error;
+    }
+    return send<T>(method, path, body);
+  }
+}
+
+async function send<T>(method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
@@ -58,8 +121,11 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return payload as T;
 }
 
-export async function listDocuments(query = ''): Promise<DocumentMeta[]> {
-  const qs = query.trim() ? `?q=${encodeURIComponent(query.trim())}` : '';
+export async function listDocuments(query = '', scope: 'mine' | 'shared' = 'mine'): Promise<DocumentMeta[]> {
+  const params = new URLSearchParams();
+  if (query.trim()) params.set('q', query.trim());
+  if (scope === 'shared') params.set('scope', 'shared');
+  const qs = params.toString() ? `?${params.toString()}` : '';
   const { documents } = await request<{ documents: DocumentMeta[] }>('GET', `/api/documents${qs}`);
   return documents;
 }
@@ -113,4 +179,78 @@ export function forgetDocument(id: string): void {
   } catch {
     // Best effort.
   }
+}
+
+// ---------------------------------------------------------------- accounts
+
+export async function signIn(email: string, password: string): Promise<Account> {
+  const { user } = await send<{ user: Account }>('POST', '/api/auth/login', { email, password });
+  return user;
+}
+
+export async function signUp(name: string, email: string, password: string): Promise<Account> {
+  const { user } = await send<{ user: Account }>('POST', '/api/auth/signup', { name, email, password });
+  return user;
+}
+
+export async function signOut(everywhere = false): Promise<void> {
+  await send<void>('POST', everywhere ? '/api/auth/logout-all' : '/api/auth/logout');
+}
+
+export async function me(): Promise<Account> {
+  const { user } = await request<{ user: Account }>('GET', '/api/me');
+  return user;
+}
+
+// ---------------------------------------------------------------- sharing
+
+export interface Share {
+  user: Account;
+  role: Role;
+  viaLink: boolean;
+}
+
+export interface SharesView {
+  owner: Account | null;
+  shares: Share[];
+  yourRole: Role;
+}
+
+const docPath = (id: string) => `/api/documents/${encodeURIComponent(id)}`;
+
+export function listShares(id: string): Promise<SharesView> {
+  return request<SharesView>('GET', `${docPath(id)}/shares`);
+}
+
+export async function shareDocument(id: string, email: string, role: Role): Promise<Share> {
+  const { share } = await request<{ share: Share }>('POST', `${docPath(id)}/shares`, { email, role });
+  return share;
+}
+
+export async function unshareDocument(id: string, userId: string): Promise<void> {
+  await request<void>('DELETE', `${docPath(id)}/shares/${encodeURIComponent(userId)}`);
+}
+
+export interface LinkState {
+  enabled: boolean;
+  role: Role | null;
+  /** Only right after creation: the token is stored hashed and shown once. */
+  path?: string;
+}
+
+export function getLink(id: string): Promise<LinkState> {
+  return request<LinkState>('GET', `${docPath(id)}/link`);
+}
+
+export function createLink(id: string, role: Role): Promise<LinkState> {
+  return request<LinkState>('POST', `${docPath(id)}/link`, { role });
+}
+
+export async function deleteLink(id: string): Promise<void> {
+  await request<void>('DELETE', `${docPath(id)}/link`);
+}
+
+export async function redeemLink(id: string, token: string): Promise<DocumentMeta> {
+  const { document } = await request<{ document: DocumentMeta }>('POST', `${docPath(id)}/link/redeem`, { token });
+  return document;
 }

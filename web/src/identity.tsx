@@ -1,31 +1,20 @@
-//! The person using this browser, shared by every page.
+//! The person using this browser, shared by every page: the signed-in
+//! account's name and colour, which presence (carets, avatars) shows.
 
-import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from 'react';
+import { createContext, useContext, useMemo, type ReactNode } from 'react';
 
-import { loadIdentity, normalizeName, saveIdentity, type UserIdentity } from './collab/awareness';
+import { useAccount } from './auth';
+import type { UserIdentity } from './collab/awareness';
 
 interface IdentityValue {
   identity: UserIdentity;
-  /** True on the first visit, until the person confirms or changes the name. */
-  isNew: boolean;
-  setIdentity(identity: UserIdentity): void;
-  acknowledge(): void;
 }
 
 const IdentityContext = createContext<IdentityValue | null>(null);
 
 export function IdentityProvider({ children }: { children: ReactNode }) {
-  const [state, setState] = useState(() => loadIdentity());
-  const setIdentity = useCallback((identity: UserIdentity) => {
-    const next = { name: normalizeName(identity.name) || 'Anonymous', color: identity.color };
-    saveIdentity(next);
-    setState({ identity: next, isNew: false });
-  }, []);
-  const acknowledge = useCallback(() => setState((s) => ({ ...s, isNew: false })), []);
-  const value = useMemo(
-    () => ({ identity: state.identity, isNew: state.isNew, setIdentity, acknowledge }),
-    [state, setIdentity, acknowledge],
-  );
+  const account = useAccount();
+  const value = useMemo(() => ({ identity: { name: account.name, color: account.color } }), [account.name, account.color]);
   return <IdentityContext.Provider value={value}>{children}</IdentityContext.Provider>;
 }
 

@@ -1,11 +1,18 @@
-//! A two-route router on the History API: `/` and `/d/{id}`.
+//! A small router on the History API: `/`, `/d/{id}`, `/signin`, `/signup`.
 
 import { useEffect, useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
 
-export type Route = { name: 'documents' } | { name: 'editor'; id: string } | { name: 'not-found' };
+export type Route =
+  | { name: 'documents' }
+  | { name: 'editor'; id: string }
+  | { name: 'signin' }
+  | { name: 'signup' }
+  | { name: 'not-found' };
 
 export function parseRoute(pathname: string): Route {
   if (pathname === '/' || pathname === '') return { name: 'documents' };
+  if (pathname === '/signin') return { name: 'signin' };
+  if (pathname === '/signup') return { name: 'signup' };
   const match = /^\/d\/([^/]+)\/?$/.exec(pathname);
   if (match) return { name: 'editor', id: decodeURIComponent(match[1]!) };
   return { name: 'not-found' };

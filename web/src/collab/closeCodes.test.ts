@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { classifyClose } from './closeCodes';
 
 describe('classifyClose', () => {
-  it.each([null, 1000, 1001, 1006, 1011, 4429, 4500, 4999])('reconnects after %s', (code) => {
+  it.each([null, 1000, 1001, 1006, 1011, 4409, 4429, 4500, 4999])('reconnects after %s', (code) => {
     expect(classifyClose(code).kind).toBe('reconnect');
   });
 

@@ -24,6 +24,7 @@ export const CLOSE_MALFORMED = 4400;
 export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_NOT_FOUND = 4404;
+export const CLOSE_ACCESS_CHANGED = 4409;
 export const CLOSE_DOC_TOO_LARGE = 4413;
 export const CLOSE_TOO_SLOW = 4429;
 
@@ -48,8 +49,12 @@ export function classifyClose(code: number | null, reason = ''): CloseVerdict {
     case CLOSE_MALFORMED:
       return stop('malformed', 'The server could not read a message from this page. Reload to try again.', true);
     case CLOSE_UNAUTHORIZED:
+      return stop('permission-denied', 'You were signed out. Sign in again to keep editing; your edits are kept on this device.', true);
     case CLOSE_FORBIDDEN:
-      return stop('permission-denied', 'You do not have permission to edit this document.', true);
+      return stop('permission-denied', 'You no longer have access to this document.', true);
+    case CLOSE_ACCESS_CHANGED:
+      // Rights were raised: a fresh socket joins with them.
+      return { kind: 'reconnect' };
     case CLOSE_TOO_SLOW:
       // The server dropped us for falling behind; a fresh socket resyncs.
       return { kind: 'reconnect' };

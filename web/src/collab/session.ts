@@ -71,6 +71,12 @@ export interface SessionOptions {
   /** How long to wait for IndexedDB before connecting anyway. */
   localLoadTimeoutMs?: number;
   disableBroadcastChannel?: boolean;
+  /**
+   * Runs before each reconnect (not the first connect), e.g. to renew the
+   * access cookie: a socket refused for an expired cookie only shows up as a
+   * dropped connection.
+   */
+  beforeReconnect?: () => Promise<unknown>;
 }
 
 const indexedDbStore = (name: string, doc: Y.Doc): LocalStore => new IndexeddbPersistence(name, doc);
@@ -111,8 +117,15 @@ export class CollabSession {
       shouldReconnect: () => true,
       disableBc: options.disableBroadcastChannel ?? false,
     });
+    const beforeReconnect = options.beforeReconnect;
     this.scheduler = new ReconnectScheduler(
-      () => this.connectNow(),
+      () => {
+        if (!beforeReconnect) return this.connectNow();
+        void beforeReconnect().then(
+          () => this.connectNow(),
+          () => this.connectNow(),
+        );
+      },
       this.clock,
       options.random ?? Math.random,
       options.backoff ?? DEFAULT_BACKOFF,

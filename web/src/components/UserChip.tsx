@@ -1,25 +1,20 @@
-//! "You": your avatar and name; opens a small form to change them.
+//! "You": your avatar and name; opens a menu to sign out.
 
 import { useEffect, useId, useRef, useState } from 'react';
 
-import { PALETTE } from '../collab/awareness';
-import { useIdentity } from '../identity';
+import { useAccount, useAuth } from '../auth';
 import { Avatar } from './Avatars';
 
 export function UserChip() {
-  const { identity, isNew, setIdentity, acknowledge } = useIdentity();
+  const account = useAccount();
+  const { signOut } = useAuth();
   const [open, setOpen] = useState(false);
-  const [name, setName] = useState(identity.name);
-  const [color, setColor] = useState(identity.color);
+  const [error, setError] = useState<string | null>(null);
   const rootRef = useRef<HTMLDivElement>(null);
-  const inputRef = useRef<HTMLInputElement>(null);
-  const formId = useId();
+  const menuId = useId();
 
   useEffect(() => {
     if (!open) return;
-    setName(identity.name);
-    setColor(identity.color);
-    queueMicrotask(() => inputRef.current?.select());
     const onPointer = (event: PointerEvent) => {
       if (!rootRef.current?.contains(event.target as Node)) setOpen(false);
     };
@@ -32,65 +27,51 @@ export function UserChip() {
       document.removeEventListener('pointerdown', onPointer);
       document.removeEventListener('keydown', onKey);
     };
-  }, [open, identity]);
+  }, [open]);
 
+  const leave = async (everywhere: boolean) => {
+    setError(null);
+    try {
+      await signOut(everywhere);
+    } catch {
+      setError('Cannot reach the server to sign out. Try again when online.');
+    }
+  };
+
+  const person = { name: account.name, color: account.color, isSelf: true };
   return (
     <div className="user-chip" ref={rootRef}>
       <button
         type="button"
         className="user-chip-button"
         aria-expanded={open}
-        aria-controls={formId}
-        aria-label={`You are ${identity.name}. Change your name or colour`}
+        aria-controls={menuId}
+        aria-label={`You are ${account.name}. Account menu`}
         data-testid="user-chip"
         onClick={() => setOpen((o) => !o)}
       >
-        <Avatar person={{ ...identity, isSelf: true }} size="sm" />
-        <span className="user-chip-name">{identity.name}</span>
+        <Avatar person={person} size="sm" />
+        <span className="user-chip-name">{account.name}</span>
       </button>
-      {isNew && !open && (
-        <div className="hint" role="note">
-          Others see you as <strong>{identity.name}</strong>.{' '}
-          <button type="button" className="link-button" onClick={() => setOpen(true)}>
-            Change
-          </button>
-          <button type="button" className="icon-button hint-close" aria-label="Dismiss" onClick={acknowledge}>
-            ×
-          </button>
-        </div>
-      )}
       {open && (
-        <form
-          id={formId}
-          className="popover user-form"
-          aria-label="Your name and colour"
-          onSubmit={(event) => {
-            event.preventDefault();
-            setIdentity({ name, color });
-            setOpen(false);
-          }}
-        >
-          <label className="field">
-            <span className="field-label">Your name, as collaborators see it</span>
-            <input ref={inputRef} className="input" value={name} maxLength={40} required onChange={(e) => setName(e.target.value)} data-testid="user-name-input" />
-          </label>
-          <fieldset className="swatches">
-            <legend className="field-label">Colour</legend>
-            {PALETTE.map((c) => (
-              <label key={c} className="swatch" style={{ backgroundColor: c }}>
-                <input type="radio" name="color" value={c} checked={color === c} onChange={() => setColor(c)} aria-label={c} />
-              </label>
-            ))}
-          </fieldset>
+        <div id={menuId} className="popover user-form" role="group" aria-label="Your account">
+          <p className="account-email">
+            Signed in as <strong>{account.email}</strong>
+          </p>
+          {error && (
+            <p className="form-error" role="alert">
+              {error}
+            </p>
+          )}
           <div className="dialog-actions">
-            <button type="button" className="button" onClick={() => setOpen(false)}>
-              Cancel
+            <button type="button" className="button" onClick={() => void leave(true)} data-testid="sign-out-everywhere">
+              Sign out everywhere
             </button>
-            <button type="submit" className="button button-primary">
-              Save
+            <button type="button" className="button button-primary" onClick={() => void leave(false)} data-testid="sign-out">
+              Sign out
             </button>
           </div>
-        </form>
+        </div>
       )}
     </div>
   );

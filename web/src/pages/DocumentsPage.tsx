@@ -208,6 +208,8 @@ export function DocumentsPage() {
             ))}
           </ul>
         )}
+
+        <SharedWithMe query={query} />
       </main>
 
       <ConfirmDialog
@@ -226,6 +228,67 @@ export function DocumentsPage() {
         </p>
       </ConfirmDialog>
     </div>
+  );
+}
+
+const ROLE_LABEL = { owner: 'Owner', editor: 'Can edit', commenter: 'Can comment', viewer: 'Can view' } as const;
+
+/** "Shared with me": documents other people shared with this account. */
+function SharedWithMe({ query }: { query: string }) {
+  const [documents, setDocuments] = useState<DocumentMeta[] | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    const load = () =>
+      listDocuments(query, 'shared').then(
+        (docs) => {
+          if (!cancelled) setDocuments(docs);
+        },
+        () => undefined,
+      );
+    const handle = setTimeout(() => void load(), query ? 200 : 0);
+    const timer = setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, REFRESH_MS);
+    window.addEventListener('focus', load);
+    return () => {
+      cancelled = true;
+      clearTimeout(handle);
+      clearInterval(timer);
+      window.removeEventListener('focus', load);
+    };
+  }, [query]);
+
+  return (
+    <section className="shared-with-me" aria-labelledby="shared-heading">
+      <h2 id="shared-heading">Shared with me</h2>
+      {documents === null ? (
+        <p className="muted">Loading…</p>
+      ) : documents.length === 0 ? (
+        <p className="muted" data-testid="shared-empty">
+          Nothing has been shared with you yet.
+        </p>
+      ) : (
+        <ul className="doc-list" aria-label="Shared with me">
+          {documents.map((doc) => (
+            <li key={doc.id} className="doc-row" data-testid="shared-row" data-doc-id={doc.id}>
+              <Link href={documentPath(doc.id)} className="doc-title" onClick={() => rememberDocument(doc)}>
+                <Icon name="doc" />
+                <span className={doc.title.trim() ? undefined : 'muted'}>{displayTitle(doc.title)}</span>
+              </Link>
+              <time className="doc-time" dateTime={new Date(doc.updatedAt).toISOString()} title={absoluteTime(doc.updatedAt)}>
+                {relativeTime(doc.updatedAt)}
+              </time>
+              <span className="doc-present">
+                {doc.present.length > 0 ? <AvatarStack people={doc.present} size="sm" max={3} label="In this document now" /> : <span className="muted">—</span>}
+              </span>
+              <span className="doc-role" data-testid="shared-role">
+                {doc.role ? ROLE_LABEL[doc.role] : ''}
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 

@@ -3,13 +3,14 @@
 
 import { useEffect, useRef, useState } from 'react';
 
-import { ApiError, displayTitle, getDocument, recalledTitle, rememberDocument, renameDocument, UNTITLED } from '../api';
+import { ApiError, canEdit, displayTitle, getDocument, me, recalledTitle, redeemLink, refreshSession, rememberDocument, renameDocument, UNTITLED, type Role } from '../api';
 import { usePeers, useSaveState } from '../collab/react';
 import { CollabSession } from '../collab/session';
 import { AppHeader } from '../components/AppHeader';
 import { AvatarStack } from '../components/Avatars';
 import { Icon } from '../components/Icon';
 import { SaveIndicator } from '../components/SaveIndicator';
+import { ShareDialog } from '../components/ShareDialog';
 import { CollaborativeEditor } from '../editor/CollaborativeEditor';
 import { useIdentity } from '../identity';
 import { Link, useDocumentTitle } from '../router';
@@ -18,16 +19,55 @@ function wsBase(): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 }
 
+/** A share link's token, from the URL fragment (`#link=…`), which browsers never send to servers. */
+function linkToken(): string | null {
+  const match = /(?:^#|&)link=([^&]+)/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]!) : null;
+}
+
 export default function EditorPage({ docId }: { docId: string }) {
   const { identity } = useIdentity();
   const [session, setSession] = useState<CollabSession | null>(null);
   const [loaded, setLoaded] = useState(false);
   const [missing, setMissing] = useState(false);
+  const [role, setRole] = useState<Role | undefined>(undefined);
+  // Opening a share link grants access first; the socket waits for it.
+  const [admitted, setAdmitted] = useState(() => linkToken() === null);
   const identityRef = useRef(identity);
   identityRef.current = identity;
 
   useEffect(() => {
-    const s = new CollabSession({ docId, wsBase: wsBase(), user: identityRef.current });
+    const token = linkToken();
+    if (token === null) return;
+    let cancelled = false;
+    redeemLink(docId, token).then(
+      (doc) => {
+        if (cancelled) return;
+        history.replaceState(history.state, '', location.pathname);
+        rememberDocument(doc);
+        setRole(doc.role);
+        setAdmitted(true);
+      },
+      (error) => {
+        if (cancelled) return;
+        if (error instanceof ApiError && error.status === 404) setMissing(true);
+        else setAdmitted(true); // offline: try the local copy and the socket
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [docId]);
+
+  useEffect(() => {
+    if (!admitted) return;
+    const s = new CollabSession({
+      docId,
+      wsBase: wsBase(),
+      user: identityRef.current,
+      // A refused upgrade (expired cookie) looks like a dropped socket.
+      beforeReconnect: () => refreshSession(),
+    });
     let current = true;
     setSession(s);
     setLoaded(false);
@@ -39,7 +79,7 @@ export default function EditorPage({ docId }: { docId: string }) {
       current = false;
       s.destroy();
     };
-  }, [docId]);
+  }, [docId, admitted]);
 
   useEffect(() => {
     session?.setUser(identity);
@@ -49,6 +89,7 @@ export default function EditorPage({ docId }: { docId: string }) {
   // when the window regains focus. Offline, the local copy is trusted.
   const [serverTitle, setServerTitle] = useState<string | null>(null);
   useEffect(() => {
+    if (!admitted) return;
     let cancelled = false;
     const load = () =>
       getDocument(docId).then(
@@ -56,6 +97,7 @@ export default function EditorPage({ docId }: { docId: string }) {
           if (cancelled) return;
           rememberDocument(doc);
           setServerTitle(doc.title);
+          setRole(doc.role);
         },
         (error) => {
           if (!cancelled && error instanceof ApiError && error.status === 404) setMissing(true);
@@ -67,11 +109,11 @@ export default function EditorPage({ docId }: { docId: string }) {
       cancelled = true;
       window.removeEventListener('focus', load);
     };
-  }, [docId]);
+  }, [docId, admitted]);
 
   if (missing) return <MissingDocument />;
   if (!session) return null;
-  return <EditorScreen key={docId} session={session} docId={docId} loaded={loaded} serverTitle={serverTitle} />;
+  return <EditorScreen key={docId} session={session} docId={docId} loaded={loaded} serverTitle={serverTitle} role={role} />;
 }
 
 interface ScreenProps {
@@ -79,13 +121,24 @@ interface ScreenProps {
   docId: string;
   loaded: boolean;
   serverTitle: string | null;
+  role: Role | undefined;
 }
 
-function EditorScreen({ session, docId, loaded, serverTitle }: ScreenProps) {
+function EditorScreen({ session, docId, loaded, serverTitle, role }: ScreenProps) {
   const { identity } = useIdentity();
   const saveState = useSaveState(session);
   const peers = usePeers(session);
+  const [sharing, setSharing] = useState(false);
   const deleted = saveState.kind === 'error' && saveState.error.code === 'deleted';
+  const refused = saveState.kind === 'error' && saveState.error.code === 'permission-denied';
+  const viewOnly = !canEdit(role);
+  const readOnly = deleted || refused || viewOnly;
+
+  // Refused by the server: if the sign-in itself ended, this request's 401
+  // (that a refresh cannot cure) shows the sign-in page.
+  useEffect(() => {
+    if (refused) void me().catch(() => undefined);
+  }, [refused]);
 
   return (
     <div className="page editor-page">
@@ -94,12 +147,25 @@ function EditorScreen({ session, docId, loaded, serverTitle }: ScreenProps) {
           <Link href="/" className="icon-button back-link" aria-label="All documents" title="All documents">
             <Icon name="back" />
           </Link>
-          <TitleField docId={docId} serverTitle={serverTitle} />
+          <TitleField docId={docId} serverTitle={serverTitle} readOnly={!canEdit(role)} />
           <SaveIndicator state={saveState} />
         </div>
         {/* You are the chip at the end of the header; these are the others. */}
         <AvatarStack people={peers.filter((p) => !p.isSelf)} label="Also in this document" />
+        {role === 'owner' && (
+          <button type="button" className="button button-primary share-button" onClick={() => setSharing(true)} data-testid="share-button">
+            Share
+          </button>
+        )}
       </AppHeader>
+      {role === 'owner' && <ShareDialog docId={docId} open={sharing} onClose={() => setSharing(false)} />}
+
+      {viewOnly && !deleted && !refused && (
+        <div className="banner" role="status" data-testid="read-only-banner">
+          <Icon name="doc" />
+          <span>View only: you can read this document{role === 'commenter' ? ' and its discussion' : ''}, but not edit it.</span>
+        </div>
+      )}
 
       {saveState.kind === 'error' && (
         <div className="banner banner-error" role="alert" data-testid="session-error">
@@ -121,7 +187,7 @@ function EditorScreen({ session, docId, loaded, serverTitle }: ScreenProps) {
 
       <main id="main" className="editor-main">
         {loaded ? (
-          <CollaborativeEditor session={session} user={identity} readOnly={deleted} />
+          <CollaborativeEditor session={session} user={identity} readOnly={readOnly} />
         ) : (
           <div className="paper-wrap">
             <div className="paper paper-loading" aria-busy="true">
@@ -135,7 +201,7 @@ function EditorScreen({ session, docId, loaded, serverTitle }: ScreenProps) {
 }
 
 /** The title: edited in place, saved with PATCH shortly after typing stops. */
-function TitleField({ docId, serverTitle }: { docId: string; serverTitle: string | null }) {
+function TitleField({ docId, serverTitle, readOnly }: { docId: string; serverTitle: string | null; readOnly: boolean }) {
   const [title, setTitle] = useState(() => recalledTitle(docId) ?? '');
   const [error, setError] = useState<string | null>(null);
   const saved = useRef(title);
@@ -203,6 +269,7 @@ function TitleField({ docId, serverTitle }: { docId: string; serverTitle: string
         value={title}
         placeholder={UNTITLED}
         maxLength={200}
+        readOnly={readOnly}
         autoComplete="off"
         spellCheck
         data-testid="doc-title"

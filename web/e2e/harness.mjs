@@ -96,8 +96,19 @@ export class QuireServer {
   /** Start the process and resolve once it prints its URL. */
   start(timeoutMs = 30_000) {
     return new Promise((resolveStart, reject) => {
-      // Test-only cheap password hashing: every test signs people up.
-      const args = ['serve', '--insecure-fast-password-hashing', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir];
+      // Test-only cheap password hashing: every test signs people up. The
+      // per-address sign-in limit is raised for the same reason (it is
+      // tested in crates/server/tests/security.rs).
+      const args = [
+        'serve',
+        '--insecure-fast-password-hashing',
+        '--auth-burst',
+        '1000',
+        '--listen',
+        `127.0.0.1:${this.port}`,
+        '--data-dir',
+        this.dataDir,
+      ];
       const proc = spawn(QUIRE_BIN, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },

@@ -163,7 +163,7 @@ function EditorScreen({ session, docId, loaded, serverTitle, role }: ScreenProps
       {viewOnly && !deleted && !refused && (
         <div className="banner" role="status" data-testid="read-only-banner">
           <Icon name="doc" />
-          <span>View only: you can read this document{role === 'commenter' ? ' and its discussion' : ''}, but not edit it.</span>
+          <span>View only: you can read this document, but not edit it.</span>
         </div>
       )}
 

@@ -115,6 +115,12 @@ test('signing out ends the session: the app asks to sign in again', { timeout: 6
   await withDiagnostics(t, () => people, () => server, async () => {
     const carol = await personContext(browser, { name: 'Carol Crane', color: '#2e7d32' });
     people.push(carol);
+    // The name others see is the account's, and can be changed.
+    await carol.page.getByTestId('user-chip').click();
+    await carol.page.getByTestId('user-name-input').fill('Carol C.');
+    await carol.page.getByTestId('save-profile').click();
+    await carol.page.getByTestId('user-chip').getByText('Carol C.').waitFor();
+    assert.equal((await server.api('GET', '/api/me', undefined, carol)).body.user.name, 'Carol C.');
     await carol.page.getByTestId('user-chip').click();
     await carol.page.getByTestId('sign-out').click();
     await carol.page.getByRole('heading', { name: 'Sign in' }).waitFor();

@@ -197,6 +197,11 @@ export async function signOut(everywhere = false): Promise<void> {
   await send<void>('POST', everywhere ? '/api/auth/logout-all' : '/api/auth/logout');
 }
 
+export async function updateProfile(profile: { name?: string; color?: string }): Promise<Account> {
+  const { user } = await request<{ user: Account }>('PATCH', '/api/me', profile);
+  return user;
+}
+
 export async function me(): Promise<Account> {
   const { user } = await request<{ user: Account }>('GET', '/api/me');
   return user;

@@ -13,7 +13,16 @@
 
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 
-import { ApiError, refreshSession, setSignedOutHandler, signIn as apiSignIn, signOut as apiSignOut, signUp as apiSignUp, type Account } from './api';
+import {
+  ApiError,
+  refreshSession,
+  setSignedOutHandler,
+  signIn as apiSignIn,
+  signOut as apiSignOut,
+  signUp as apiSignUp,
+  updateProfile as apiUpdateProfile,
+  type Account,
+} from './api';
 
 /** Renew the cookies this often (the access cookie lives 15 minutes). */
 const RENEW_MS = 10 * 60 * 1000;
@@ -26,6 +35,8 @@ interface AuthValue {
   signIn(email: string, password: string): Promise<void>;
   signUp(name: string, email: string, password: string): Promise<void>;
   signOut(everywhere?: boolean): Promise<void>;
+  /** Changes the display name and presence colour. */
+  updateProfile(profile: { name?: string; color?: string }): Promise<void>;
 }
 
 const AuthContext = createContext<AuthValue | null>(null);
@@ -93,6 +104,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
         }
         signedOut();
       },
+      updateProfile: async (profile) => signedIn(await apiUpdateProfile(profile)),
     }),
     [state, signedIn, signedOut],
   );

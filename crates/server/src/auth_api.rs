@@ -47,7 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
         .route("/auth/logout-all", post(logout_all))
-        .route("/me", get(me))
+        .route("/me", get(me).patch(update_me))
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,4 +346,42 @@ async fn me(State(state): State<AppState>, me: CurrentUser) -> Result<impl IntoR
         "workspaces": workspaces,
         "signupOpen": state.auth_config.signup_open,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfileBody {
+    name: Option<String>,
+    color: Option<String>,
+}
+
+/// Changes the signed-in user's display name and presence colour.
+async fn update_me(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    body: Result<Json<ProfileBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body?;
+    let name = match body.name {
+        Some(n) => valid_name(&n)?,
+        None => me.user.name.clone(),
+    };
+    let color = match body.color {
+        Some(c) => valid_color(&c)?,
+        None => me.user.color.clone(),
+    };
+    let user = state
+        .auth
+        .update_profile(&me.user.id, &name, &color)
+        .await?;
+    Ok(Json(json!({ "user": user })))
+}
+
+/// `#rrggbb`: the only form Tiptap's caret extension accepts.
+fn valid_color(raw: &str) -> Result<String, ApiError> {
+    let c = raw.trim();
+    let ok = c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ApiError::BadRequest("colour must look like #1e6fd9".into()));
+    }
+    Ok(c.to_ascii_lowercase())
 }

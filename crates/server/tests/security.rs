@@ -145,6 +145,24 @@ async fn signup_validates_and_can_be_disabled() {
     assert!(me["user"]["color"].as_str().unwrap().starts_with('#'));
     assert_eq!(me["workspaces"].as_array().unwrap().len(), 1);
     assert!(me["user"].get("passwordHash").is_none());
+    // The profile (name and presence colour) can be changed.
+    let updated = json_of(
+        server
+            .owner
+            .request(Method::PATCH, "/api/me")
+            .json(&json!({ "name": "Owner Two", "color": "#1E6FD9" })),
+    )
+    .await;
+    assert_eq!(updated["user"]["name"], "Owner Two");
+    assert_eq!(updated["user"]["color"], "#1e6fd9");
+    let bad = server
+        .owner
+        .request(Method::PATCH, "/api/me")
+        .json(&json!({ "color": "red; background:url(x)" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // With sign-up disabled the API refuses it; accounts an operator made
     // (here the test owner, as `quire user add` makes them) sign in.
@@ -394,6 +412,7 @@ async fn cross_site_requests_to_every_state_changing_route_are_refused() {
             json!({}),
         ),
         (Method::PUT, format!("/api/documents/{doc}"), json!({})),
+        (Method::PATCH, "/api/me".into(), json!({ "name": "forged" })),
     ];
     for (method, path, body) in &routes {
         for (origin, site) in [

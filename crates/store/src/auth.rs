@@ -151,6 +151,9 @@ pub trait AuthStore: Send + Sync + 'static {
     /// The account and its password hash.
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// Changes the account's display name and presence colour.
+    /// `NotFound` if there is no such account.
+    async fn update_profile(&self, id: &UserId, name: &str, color: &str) -> StoreResult<User>;
 
     /// Starts a sign-in session with its first tokens.
     async fn create_auth_session(
@@ -402,6 +405,27 @@ macro_rules! impl_auth_store {
                 .await
                 .map_err(map_err)?;
                 Ok(row.map($crate::auth::user_from_row))
+            }
+
+            async fn update_profile(
+                &self,
+                id: &quire_types::UserId,
+                name: &str,
+                color: &str,
+            ) -> $crate::StoreResult<$crate::auth::User> {
+                self.queries.add(1);
+                let row: Option<$crate::auth::UserRow> = sqlx::query_as(
+                    "UPDATE users SET name = $2, color = $3 WHERE id = $1 \
+                     RETURNING id, email, name, color, created_at",
+                )
+                .bind(id.as_str())
+                .bind(name)
+                .bind(color)
+                .fetch_optional(&self.$write)
+                .await
+                .map_err(map_err)?;
+                row.map($crate::auth::user_from_row)
+                    .ok_or($crate::StoreError::NotFound)
             }
 
             async fn create_auth_session(

@@ -1082,7 +1082,26 @@ pub async fn users_have_unique_emails_and_a_personal_workspace(h: &dyn Harness) 
         .expect("found");
     assert_eq!(found, user);
     assert_eq!(hash, ada.password_hash);
-    assert_eq!(store.user(&ada.id).await.expect("by id"), Some(user));
+    assert_eq!(
+        store.user(&ada.id).await.expect("by id"),
+        Some(user.clone())
+    );
+    let renamed = store
+        .update_profile(&ada.id, "Ada L.", "#112233")
+        .await
+        .expect("update profile");
+    assert_eq!(
+        (renamed.name.as_str(), renamed.color.as_str()),
+        ("Ada L.", "#112233")
+    );
+    assert_eq!(renamed.email, user.email);
+    assert_eq!(store.user(&ada.id).await.expect("by id"), Some(renamed));
+    assert!(matches!(
+        store
+            .update_profile(&UserId::generate(), "x", "#000000")
+            .await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(store.user_by_email("nobody@x").await.expect("lookup"), None);
     let spaces = store.workspaces_of(&ada.id).await.expect("workspaces");
     assert_eq!(spaces.len(), 1);

@@ -103,6 +103,19 @@ test('sign up, create a document, share it as viewer: the viewer finds it in "Sh
     await bob.page.getByRole('img', { name: ALICE.name, exact: true }).waitFor();
     assert.ok(!(await editorText(alice.page)).includes('Bob was here'));
 
+    // Made an editor, his open editor becomes editable (the server makes
+    // the socket reconnect with the new role) ...
+    await alice.page.getByTestId('share-button').click();
+    await dialog.getByRole('combobox', { name: `Role of ${BOB.name}` }).selectOption('editor');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    await bob.page.getByTestId('read-only-banner').waitFor({ state: 'detached', timeout: 10_000 });
+    await waitUntil(() => bob.page.locator('.ProseMirror').getAttribute('contenteditable'), (v) => v === 'true', {
+      message: "Bob's editor to become editable",
+    });
+    await focusEnd(bob.page);
+    await bob.page.keyboard.type(' Bob edits now.');
+    await waitUntil(() => editorText(alice.page), (text) => text.includes('Bob edits now.'), { message: "Bob's edit at Alice's" });
+
     // Alice removes him: his editor says so within seconds.
     await alice.page.getByTestId('share-button').click();
     await dialog.getByRole('button', { name: `Remove ${BOB.name}` }).click();

@@ -88,6 +88,9 @@ export default function EditorPage({ docId }: { docId: string }) {
   // The server's metadata (title; whether the document exists), refreshed
   // when the window regains focus. Offline, the local copy is trusted.
   const [serverTitle, setServerTitle] = useState<string | null>(null);
+  // Once the document was open, a 404 means access was taken away: the
+  // session's own message says so, over the (now read-only) document.
+  const hadAccess = useRef(false);
   useEffect(() => {
     if (!admitted) return;
     let cancelled = false;
@@ -95,21 +98,30 @@ export default function EditorPage({ docId }: { docId: string }) {
       getDocument(docId).then(
         (doc) => {
           if (cancelled) return;
+          hadAccess.current = true;
           rememberDocument(doc);
           setServerTitle(doc.title);
           setRole(doc.role);
         },
         (error) => {
-          if (!cancelled && error instanceof ApiError && error.status === 404) setMissing(true);
+          if (cancelled || !(error instanceof ApiError) || error.status !== 404) return;
+          if (!hadAccess.current) setMissing(true);
         },
       );
     void load();
     window.addEventListener('focus', load);
+    // Every (re)connection may come with other rights (a role raised closes
+    // the socket with 4409 and it reconnects): read them again.
+    const onSync = (synced: boolean) => {
+      if (synced) void load();
+    };
+    session?.provider.on('sync', onSync);
     return () => {
       cancelled = true;
       window.removeEventListener('focus', load);
+      session?.provider.off('sync', onSync);
     };
-  }, [docId, admitted]);
+  }, [docId, admitted, session]);
 
   if (missing) return <MissingDocument />;
   if (!session) return null;

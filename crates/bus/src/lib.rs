@@ -7,9 +7,17 @@
 //! origin's counter, and heals from the store. CRDT updates are idempotent, so
 //! a duplicate is harmless and a redelivery is never needed.
 
+mod envelope;
 mod local;
+pub mod metrics;
+mod redis_bus;
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use envelope::EnvelopeError;
 pub use local::{LocalBus, LocalBusNode};
+pub use redis_bus::{RedisBus, RedisBusOptions, channel_name};
 
 use bytes::Bytes;
 use quire_types::{DocId, NodeId};
@@ -20,6 +28,12 @@ pub enum BusPayload {
     Update(Bytes),
     /// An awareness update, as relayed on the origin node.
     Awareness(Bytes),
+    /// Every update the origin published for this document with a counter up
+    /// to and including `covers` is committed to the store. Published after
+    /// each commit, because updates are published *before* they commit: a
+    /// node that noticed a gap re-reads the log once the missing counters are
+    /// covered, and so never reads it too early.
+    Committed { covers: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +42,18 @@ pub struct BusMessage {
     /// Per (origin, document) counter, starting at 1 when the origin first
     /// publishes for the document. A jump means messages were lost.
     pub counter: u64,
+    /// When the origin published it, in microseconds since the Unix epoch;
+    /// only for the bus lag metric (clocks of different machines may differ).
+    pub sent_at_micros: u64,
     pub payload: BusPayload,
+}
+
+/// Now, in microseconds since the Unix epoch, for [`BusMessage::sent_at_micros`].
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +100,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, doc: &DocId) -> Result<Subscription, BusError>;
 
     /// Publishes to the other nodes without waiting for the network; stamps the
-    /// origin and counter. Fails only if the bus is shut down.
-    fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<(), BusError>;
+    /// origin and the next per-(origin, document) counter, and returns that
+    /// counter. Fails only if the bus is shut down. A counter starts at 1 and
+    /// never restarts while the node runs (a restarted node has a new id), so
+    /// a subscriber can tell any lost message from the next one's counter.
+    fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<u64, BusError>;
 }

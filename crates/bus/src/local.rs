@@ -92,14 +92,11 @@ impl Bus for LocalBusNode {
         ))
     }
 
-    fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<(), BusError> {
+    fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<u64, BusError> {
         let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(subs) = inner.subs.get(doc) else {
-            return Ok(());
-        };
-        if subs.iter().all(|(_, node, _)| *node == self.id) {
-            return Ok(());
-        }
+        // Stamped even when nobody else listens: a node that subscribes later
+        // sees a counter above 1 and knows something was published before it
+        // arrived (and may have committed after it loaded).
         let counter = {
             let c = inner
                 .counters
@@ -111,6 +108,7 @@ impl Bus for LocalBusNode {
         let msg = BusMessage {
             origin: self.id.clone(),
             counter,
+            sent_at_micros: crate::now_micros(),
             payload,
         };
         for (_, node, tx) in inner.subs.get(doc).into_iter().flatten() {
@@ -123,6 +121,34 @@ impl Bus for LocalBusNode {
                 let _ = tx.try_send(BusEvent::MayHaveMissed);
             }
         }
-        Ok(())
+        Ok(counter)
+    }
+}
+
+impl LocalBus {
+    /// Nodes subscribed to `doc` (for tests).
+    pub fn subscribers(&self, doc: &DocId) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes: std::collections::HashSet<&NodeId> = inner
+            .subs
+            .get(doc)
+            .into_iter()
+            .flatten()
+            .map(|(_, node, _)| node)
+            .collect();
+        nodes.len()
+    }
+}
+
+impl LocalBusNode {
+    /// What a reconnect to a real bus looks like to this node's subscribers:
+    /// each is told it may have missed messages. For tests.
+    pub fn simulate_reconnect(&self) {
+        let inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, node, tx) in inner.subs.values().flatten() {
+            if *node == self.id {
+                let _ = tx.try_send(BusEvent::MayHaveMissed);
+            }
+        }
     }
 }

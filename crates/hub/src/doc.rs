@@ -16,7 +16,7 @@ use quire_protocol::{
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
-use quire_types::{DocId, NodeId, UserId};
+use quire_types::{DocId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -25,6 +25,7 @@ use yrs::{ReadTxn, StateVector, Transact, Update};
 use crate::appender::AppendRequest;
 use crate::awareness::{Awareness, RelayPayload};
 use crate::compaction::{self, CompactionResult};
+use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
 use crate::session::{CloseCode, CloseFrame, ConnId};
 use crate::{AccessChange, HubError, HubInner, JoinOptions, Presence, SessionTarget};
@@ -32,6 +33,9 @@ use crate::{AccessChange, HubError, HubInner, JoinOptions, Presence, SessionTarg
 /// Frames from all sessions of one document waiting for the actor. Small: a
 /// full queue makes readers wait, which is the backpressure we want.
 const FRAME_QUEUE: usize = 256;
+
+/// Delay before retrying a heal whose log read failed.
+const HEAL_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub(crate) enum DocCommand {
     Join {
@@ -135,7 +139,9 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
 
 async fn load(hub: &HubInner, id: &DocId) -> Result<(yrs::Doc, StoredDoc, Subscription), HubError> {
     // Subscribe before loading: an update another node publishes while we
-    // load is either in the load or delivered on the subscription.
+    // load is either in the load or delivered on the subscription. One
+    // published before we subscribed but committed after we loaded is
+    // caught by the first-contact heal (see `heal`).
     let sub = hub
         .bus
         .subscribe(id)
@@ -211,8 +217,23 @@ struct DocActor {
     tail_bytes: usize,
     compacting: bool,
     bus_sub: Subscription,
-    bus_counters: HashMap<NodeId, u64>,
+    /// Which bus messages were lost, and when to re-read the log for them.
+    heals: HealTracker,
+    /// A heal (log read) is in flight; `heal_again` asks for another one
+    /// when it returns, because it may have started before what we now wait
+    /// for had committed.
     healing: bool,
+    heal_again: bool,
+    /// Every log row up to this one has been applied (from the load or a
+    /// heal), so a heal reads only the rows after it.
+    covered_seq: Seq,
+    /// Counter of the last message this node published for the document.
+    last_counter: u64,
+    /// Published updates not yet committed: `(append number, bus counter)`.
+    /// When their appends commit, peers are told with `Committed`.
+    uncommitted: VecDeque<(u64, u64)>,
+    /// The last `covers` announced.
+    announced: u64,
     idle_since: Option<tokio::time::Instant>,
     /// Set once the document is closing (eviction, shutdown, storage failure).
     closing: bool,
@@ -254,8 +275,13 @@ impl DocActor {
             tail_bytes,
             compacting: false,
             bus_sub,
-            bus_counters: HashMap::new(),
+            heals: HealTracker::default(),
             healing: false,
+            heal_again: false,
+            covered_seq: stored.last_seq(),
+            last_counter: 0,
+            uncommitted: VecDeque::new(),
+            announced: 0,
             idle_since: Some(tokio::time::Instant::now()),
             closing: false,
             exit_waiters: Vec::new(),
@@ -275,6 +301,7 @@ impl DocActor {
                 .unwrap_or_else(|| {
                     tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
                 });
+            let heal_deadline = self.heals.deadline();
             let flow = tokio::select! {
                 biased;
                 Some(cmd) = self.control.recv() => self.on_command(cmd).await,
@@ -284,6 +311,12 @@ impl DocActor {
                 }
                 Some(ev) = self.bus_sub.events.recv() => {
                     self.on_bus(ev);
+                    Flow::Continue
+                }
+                _ = sleep_until_std(heal_deadline), if heal_deadline.is_some() => {
+                    if let Some(cause) = self.heals.on_deadline(Instant::now()) {
+                        self.heal(cause);
+                    }
                     Flow::Continue
                 }
                 _ = cancel.cancelled(), if !self.closing => {
@@ -352,6 +385,7 @@ impl DocActor {
                 self.tail_rows += rows;
                 self.tail_bytes += bytes;
                 self.release_acks();
+                self.announce_committed();
                 self.maybe_compact();
             }
             DocCommand::AppendFailed { rows } => {
@@ -382,7 +416,15 @@ impl DocActor {
                 self.healing = false;
                 match result {
                     Ok(stored) => self.apply_healed(stored),
-                    Err(e) => tracing::warn!(doc = %self.id, error = %e, "heal failed"),
+                    Err(e) => {
+                        // Try again (paced by the heal task): a missed update
+                        // must not stay missing because the store hiccupped.
+                        tracing::warn!(doc = %self.id, error = %e, "heal failed");
+                        self.heal_again = true;
+                    }
+                }
+                if std::mem::take(&mut self.heal_again) && !self.closing {
+                    self.start_heal();
                 }
             }
             DocCommand::Presence { reply } => {
@@ -669,7 +711,7 @@ impl DocActor {
             metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client").increment(1);
             let frame = frame.unwrap_or_else(|| encode_update(&update));
             self.broadcast(&frame, Some(conn));
-            self.publish(BusPayload::Update(update.clone()));
+            let counter = self.publish(BusPayload::Update(update.clone()));
             self.doc_bytes += update.len();
             let req = AppendRequest {
                 doc: self.id.clone(),
@@ -685,6 +727,9 @@ impl DocActor {
                 return;
             }
             self.submitted += 1;
+            if let Some(counter) = counter {
+                self.uncommitted.push_back((self.submitted, counter));
+            }
         }
         self.acknowledge(conn, received_at);
     }
@@ -737,11 +782,18 @@ impl DocActor {
         match ev {
             BusEvent::Message(msg) => {
                 metrics::counter!(m::BUS_MESSAGES_IN_TOTAL).increment(1);
-                let last = self.bus_counters.insert(msg.origin.clone(), msg.counter);
-                if let Some(last) = last
-                    && msg.counter != last + 1
+                let lag_micros = quire_bus::now_micros().saturating_sub(msg.sent_at_micros);
+                metrics::histogram!(m::BUS_LAG_SECONDS).record(lag_micros as f64 / 1e6);
+                let committed = match msg.payload {
+                    BusPayload::Committed { covers } => Some(covers),
+                    _ => None,
+                };
+                let now = Instant::now();
+                if let Some(cause) = self
+                    .heals
+                    .on_message(&msg.origin, msg.counter, committed, now)
                 {
-                    self.heal("gap");
+                    self.heal(cause);
                 }
                 match msg.payload {
                     BusPayload::Update(u) => {
@@ -771,30 +823,43 @@ impl DocActor {
                             self.broadcast(&encode_awareness(&a), None);
                         }
                     }
+                    BusPayload::Committed { .. } => {}
                 }
             }
-            BusEvent::MayHaveMissed => self.heal("bus_reconnect"),
+            BusEvent::MayHaveMissed => self.heal(HealCause::Reconnect),
         }
     }
 
-    /// Re-reads the document from the store after bus messages may have been
-    /// lost. Re-applying what we already have is harmless.
-    fn heal(&mut self, cause: &'static str) {
-        metrics::counter!(m::BUS_HEALS_TOTAL, "cause" => cause).increment(1);
+    /// Re-reads the log after bus messages may have been lost (see
+    /// [`crate::heal`] for when). Re-applying what we already have is
+    /// harmless. A heal asked for while one is in flight runs after it.
+    fn heal(&mut self, cause: HealCause) {
+        metrics::counter!(m::BUS_HEALS_TOTAL, "cause" => cause.label()).increment(1);
+        tracing::debug!(doc = %self.id, cause = cause.label(), "healing from the log");
         if self.healing {
-            return;
+            self.heal_again = true;
+        } else {
+            self.start_heal();
         }
+    }
+
+    fn start_heal(&mut self) {
         self.healing = true;
         let store = self.hub.store.clone();
         let id = self.id.clone();
+        let after = self.covered_seq;
         let reply = self.control_tx.clone();
         self.hub.tracker.spawn(async move {
-            let r = store.load(&id).await;
+            let r = store.tail(&id, after).await;
+            if r.is_err() {
+                tokio::time::sleep(HEAL_RETRY).await;
+            }
             let _ = reply.send(DocCommand::Healed(r));
         });
     }
 
     fn apply_healed(&mut self, stored: StoredDoc) {
+        self.covered_seq = self.covered_seq.max(stored.last_seq());
         let before = self.doc.transact().state_vector();
         let mut any_delete = false;
         {
@@ -813,9 +878,34 @@ impl DocActor {
         }
         let txn = self.doc.transact();
         if txn.state_vector() != before || any_delete {
+            metrics::counter!(m::HEALED_UPDATES_TOTAL).increment(1);
             let diff = txn.encode_diff_v1(&before);
             drop(txn);
             self.broadcast(&encode_update(&diff), None);
+        }
+    }
+
+    /// Tells peers which of our published updates are now durable, so that
+    /// one waiting to re-read the log for them knows it is time.
+    fn announce_committed(&mut self) {
+        let mut advanced = false;
+        while let Some(&(n, _)) = self.uncommitted.front() {
+            if n > self.committed {
+                break;
+            }
+            self.uncommitted.pop_front();
+            advanced = true;
+        }
+        if !advanced {
+            return;
+        }
+        let covers = match self.uncommitted.front() {
+            Some(&(_, counter)) => counter - 1,
+            None => self.last_counter,
+        };
+        if covers > self.announced {
+            self.announced = covers;
+            self.publish(BusPayload::Committed { covers });
         }
     }
 
@@ -837,10 +927,18 @@ impl DocActor {
         });
     }
 
-    fn publish(&self, payload: BusPayload) {
+    /// Publishes to the other nodes; returns the message's counter.
+    fn publish(&mut self, payload: BusPayload) -> Option<u64> {
         metrics::counter!(m::BUS_MESSAGES_OUT_TOTAL).increment(1);
-        if let Err(e) = self.hub.bus.publish(&self.id, payload) {
-            tracing::warn!(doc = %self.id, error = %e, "bus publish failed");
+        match self.hub.bus.publish(&self.id, payload) {
+            Ok(counter) => {
+                self.last_counter = counter;
+                Some(counter)
+            }
+            Err(e) => {
+                tracing::warn!(doc = %self.id, error = %e, "bus publish failed");
+                None
+            }
         }
     }
 
@@ -931,6 +1029,16 @@ fn would_change(doc: &yrs::Doc, update: &[u8]) -> bool {
     let deleted = txn.snapshot().delete_set;
     !update.delete_set().diff(&deleted).is_empty()
 }
+
+/// `sleep_until` for an optional std deadline (the heal tracker is pure and
+/// keeps std instants); never fires for `None`.
+async fn sleep_until_std(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Applies an update; `Ok(true)` if it changed the document (new items, new
 /// deletions, or content parked until its dependencies arrive).
 enum ApplyError {

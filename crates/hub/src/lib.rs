@@ -19,6 +19,7 @@ mod appender;
 mod awareness;
 mod compaction;
 mod doc;
+mod heal;
 pub mod metrics;
 mod session;
 

@@ -18,6 +18,8 @@ pub const AWARENESS_REFUSED_TOTAL: &str = "quire_awareness_refused_total";
 pub const BUS_MESSAGES_IN_TOTAL: &str = "quire_bus_messages_in_total";
 pub const BUS_MESSAGES_OUT_TOTAL: &str = "quire_bus_messages_out_total";
 pub const BUS_HEALS_TOTAL: &str = "quire_bus_heals_total";
+pub const BUS_LAG_SECONDS: &str = "quire_bus_lag_seconds";
+pub const HEALED_UPDATES_TOTAL: &str = "quire_bus_heals_found_missing_total";
 
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
@@ -74,6 +76,17 @@ pub fn describe() {
     describe_counter!(BUS_MESSAGES_OUT_TOTAL, "Messages published to other nodes");
     describe_counter!(
         BUS_HEALS_TOTAL,
-        "Log-tail re-reads after possibly missed bus messages, by cause"
+        "Log-tail re-reads after possibly missed bus messages, by cause \
+         (gap, first_contact, committed, fallback, bus_reconnect)"
+    );
+    describe_histogram!(
+        BUS_LAG_SECONDS,
+        Unit::Seconds,
+        "From a peer publishing a message to this node handling it \
+         (includes clock skew between machines)"
+    );
+    describe_counter!(
+        HEALED_UPDATES_TOTAL,
+        "Heals that found updates this node had missed"
     );
 }

@@ -25,7 +25,7 @@ pub use auth::{
     AuthStore, DocAccess, DocScope, LinkInfo, Member, NewToken, NewUser, Rotation, ShareEntry,
     TokenInfo, TokenKind, User, Workspace,
 };
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{NodeRole, NodeRoleLock, PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One update to append to a document's log.
@@ -162,4 +162,9 @@ pub trait DocStore: Send + Sync + 'static {
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Statements sent to the database since the store was opened (shared by
+    /// clones). Exported as a metric, so that "no polling while idle" can be
+    /// checked on a running node.
+    fn queries_executed(&self) -> u64;
 }

@@ -38,6 +38,30 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(20);
 /// default 30 s so that readiness checks report an exhausted pool promptly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// First key of the advisory lock behind [`PgStore::claim_node_role`]
+/// ("QUIR" in ASCII); the second is the schema's hash.
+const NODE_ROLE_LOCK_CLASS: i32 = 0x5155_4952;
+
+/// How a node shares the database with others; see [`PgStore::claim_node_role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// The only node: no bus, so nobody else may write.
+    Single,
+    /// One of many nodes that talk through a bus.
+    Clustered,
+}
+
+/// Holds a node's role claim; dropping it (or the process ending) releases it.
+pub struct NodeRoleLock {
+    _conn: sqlx::PgConnection,
+}
+
+impl std::fmt::Debug for NodeRoleLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeRoleLock")
+    }
+}
+
 /// Tuning for [`PgStore::connect`].
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -151,6 +175,38 @@ impl PgStore {
     /// Statements this store (and its clones) has sent since it connected.
     pub fn queries_executed(&self) -> u64 {
         self.queries.get()
+    }
+
+    /// Claims this node's role in the database (its schema, precisely) for
+    /// as long as the returned lock lives, or fails if another node holds
+    /// an incompatible one: a [`NodeRole::Single`] node (no bus) must be the
+    /// only node, so it takes an exclusive advisory lock, and every
+    /// [`NodeRole::Clustered`] node takes the same lock shared. The lock
+    /// lives on a connection of its own, taken out of the pool; should that
+    /// connection drop (a database restart), the claim lapses silently
+    /// until the node restarts.
+    pub async fn claim_node_role(&self, role: NodeRole) -> StoreResult<NodeRoleLock> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?.detach();
+        let function = match role {
+            NodeRole::Single => "pg_try_advisory_lock",
+            NodeRole::Clustered => "pg_try_advisory_lock_shared",
+        };
+        self.queries.add(1);
+        // Advisory locks are per database; the key includes the schema so
+        // that clusters in different schemas of one database don't collide.
+        let granted: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {function}({NODE_ROLE_LOCK_CLASS}, hashtext(current_schema()))"
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .map_err(map_err)?;
+        if !granted {
+            return Err(StoreError::Unavailable(match role {
+                NodeRole::Single => "another Quire node is using this database; a --single-node node must be the only one (give every node --redis-url instead)".to_string(),
+                NodeRole::Clustered => "a --single-node Quire node is using this database; stop it, or give it --redis-url too".to_string(),
+            }));
+        }
+        Ok(NodeRoleLock { _conn: conn })
     }
 
     /// Closes the pool, waiting for in-flight statements; for graceful
@@ -463,6 +519,10 @@ impl DocStore for PgStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    fn queries_executed(&self) -> u64 {
+        self.queries.get()
     }
 
     async fn ping(&self) -> StoreResult<()> {

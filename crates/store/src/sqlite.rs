@@ -353,6 +353,10 @@ impl DocStore for SqliteStore {
         Ok(())
     }
 
+    fn queries_executed(&self) -> u64 {
+        self.queries.get()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.queries.add(1);
         sqlx::query("SELECT 1")

@@ -176,3 +176,36 @@ async fn a_stuck_lock_times_out_instead_of_hanging() {
     assert_eq!(store.append(&one_update(&d)).await.expect("append")[0].0, 2);
     h.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_single_node_excludes_every_other_node() {
+    use quire_store::NodeRole;
+    let h = fresh().await;
+    let (a, b) = (h.connect().await, h.connect().await);
+    let single = a
+        .claim_node_role(NodeRole::Single)
+        .await
+        .expect("first claim");
+    assert!(b.claim_node_role(NodeRole::Single).await.is_err());
+    assert!(b.claim_node_role(NodeRole::Clustered).await.is_err());
+    // Another schema of the same database is another cluster.
+    let other = fresh().await;
+    let c = other.connect().await;
+    let _elsewhere = c
+        .claim_node_role(NodeRole::Single)
+        .await
+        .expect("other schema");
+    drop(single);
+    let one = b
+        .claim_node_role(NodeRole::Clustered)
+        .await
+        .expect("clustered after release");
+    let _two = a
+        .claim_node_role(NodeRole::Clustered)
+        .await
+        .expect("clustered nodes share");
+    assert!(a.claim_node_role(NodeRole::Single).await.is_err());
+    drop(one);
+    h.cleanup().await;
+    other.cleanup().await;
+}

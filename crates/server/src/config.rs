@@ -23,6 +23,9 @@ pub enum Command {
     /// Manage accounts (works while the server runs, or without it).
     #[command(subcommand)]
     User(UserCommand),
+    /// Create or update the database schema, then exit. `serve` does this
+    /// too; run it first when nodes should not race to migrate at startup.
+    Migrate(MigrateConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +45,112 @@ pub struct UserAddArgs {
     /// Folder of the embedded database, as given to `quire serve`.
     #[arg(long, env = "QUIRE_DATA_DIR", default_value = "quire-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL holding the accounts, as given to `quire serve`.
+    #[arg(long, env = "QUIRE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Schema of that database, as given to `quire serve`.
+    #[arg(long, env = "QUIRE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+}
+
+impl UserAddArgs {
+    /// The store `quire serve` with the same flags would use.
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        store_config(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            self.database_schema.as_deref(),
+        )
+    }
+}
+
+/// Where documents are stored, decided once from the flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded database, a file in the data folder.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database shared by every node.
+    Postgres { url: String, schema: Option<String> },
+}
+
+/// How nodes hear each other's edits, decided once from the flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusConfig {
+    /// Nobody else to talk to: this node is alone.
+    Local,
+    /// Redis pub/sub, shared by every node of the cluster.
+    Redis { url: String, channel_prefix: String },
+}
+
+/// A combination of flags that would make a broken deployment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "--database-url points at PostgreSQL, but no --redis-url is set: several nodes sharing the \
+         database would never see each other's edits. Set --redis-url (QUIRE_REDIS_URL) on every node, \
+         or pass --single-node (QUIRE_SINGLE_NODE=true) if this is the only node"
+    )]
+    PostgresWithoutBus,
+    #[error(
+        "--redis-url needs a shared database: nodes with their own embedded SQLite file can't serve \
+         each other's documents. Set --database-url postgres://… (QUIRE_DATABASE_URL) too"
+    )]
+    BusWithoutSharedStore,
+    #[error("--single-node and --redis-url contradict each other; pass one of them")]
+    SingleNodeWithBus,
+    #[error(
+        "unsupported --database-url {0:?}: use postgres://… (or leave it out for the embedded database)"
+    )]
+    UnsupportedDatabase(String),
+    #[error("--database-schema needs --database-url postgres://…")]
+    SchemaWithoutPostgres,
+}
+
+/// Arguments of `quire migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// Folder for the embedded database (used without --database-url).
+    #[arg(long, env = "QUIRE_DATA_DIR", default_value = "quire-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL to migrate, `postgres://user@host:port/database`.
+    #[arg(long, env = "QUIRE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Schema to migrate (see `serve --help`).
+    #[arg(long, env = "QUIRE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+}
+
+impl MigrateConfig {
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        store_config(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            self.database_schema.as_deref(),
+        )
+    }
+}
+
+fn store_config(
+    data_dir: &std::path::Path,
+    url: Option<&str>,
+    schema: Option<&str>,
+) -> Result<StoreConfig, ConfigError> {
+    match url {
+        None if schema.is_some() => Err(ConfigError::SchemaWithoutPostgres),
+        None => Ok(StoreConfig::Sqlite {
+            path: data_dir.join("quire.db"),
+        }),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(StoreConfig::Postgres {
+                url: url.to_string(),
+                schema: schema.map(str::to_string),
+            })
+        }
+        // The URL may hold a password: only its scheme is echoed back.
+        Some(url) => Err(ConfigError::UnsupportedDatabase(
+            url.split("://").next().unwrap_or_default().to_string(),
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,9 +166,47 @@ pub struct ServeConfig {
     #[arg(long, env = "QUIRE_LISTEN", default_value = "127.0.0.1:7420")]
     pub listen: SocketAddr,
 
-    /// Folder for the embedded database (created if missing).
+    /// Folder for the embedded database (created if missing). Unused with
+    /// --database-url.
     #[arg(long, env = "QUIRE_DATA_DIR", default_value = "quire-data")]
     pub data_dir: PathBuf,
+
+    /// PostgreSQL shared by every node, `postgres://user:password@host:5432/db`.
+    /// Without it, documents live in an embedded SQLite file in --data-dir and
+    /// this node is necessarily alone.
+    #[arg(long, env = "QUIRE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL schema holding Quire's tables (created if missing); the
+    /// server's default search path when absent. Lets several clusters (or
+    /// test runs) share one database.
+    #[arg(long, env = "QUIRE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+
+    /// Most PostgreSQL connections this node opens.
+    #[arg(long, env = "QUIRE_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Redis for fan-out between nodes, `redis://host:6379/`. Required with
+    /// PostgreSQL unless --single-node.
+    #[arg(long, env = "QUIRE_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Starts every Redis channel name, so several clusters can share a Redis.
+    #[arg(long, env = "QUIRE_REDIS_CHANNEL_PREFIX", default_value = "quire")]
+    pub redis_channel_prefix: String,
+
+    /// Run on PostgreSQL without Redis, as the only node. Checked, not
+    /// trusted: the node holds an exclusive lock on the database schema, so a
+    /// second node (single or clustered) refuses to start beside it.
+    #[arg(long, env = "QUIRE_SINGLE_NODE")]
+    pub single_node: bool,
+
+    /// This node's name in logs, metrics and bus messages (at most 64
+    /// characters from [A-Za-z0-9_.-]). Random when absent; it must differ
+    /// between nodes, so don't set the same value on all of them.
+    #[arg(long, env = "QUIRE_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
 
     /// Largest WebSocket message accepted, in bytes. Larger frames close the
     /// socket with code 1009. A pasted chapter is well under 1 MiB.
@@ -177,7 +324,46 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 }
 
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("use 1-64 characters from [A-Za-z0-9_.-]".to_string())
+    }
+}
+
 impl ServeConfig {
+    /// Where documents are stored.
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        store_config(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            self.database_schema.as_deref(),
+        )
+    }
+
+    /// How this node reaches the others. PostgreSQL without Redis is refused
+    /// unless --single-node says this node is alone (which startup then
+    /// enforces with a lock): several nodes on one database with no bus
+    /// would each show stale documents and nobody would notice.
+    pub fn bus_config(&self) -> Result<BusConfig, ConfigError> {
+        let store = self.store_config()?;
+        match (&store, &self.redis_url, self.single_node) {
+            (_, Some(_), true) => Err(ConfigError::SingleNodeWithBus),
+            (StoreConfig::Sqlite { .. }, Some(_), false) => Err(ConfigError::BusWithoutSharedStore),
+            (StoreConfig::Postgres { .. }, Some(url), false) => Ok(BusConfig::Redis {
+                url: url.clone(),
+                channel_prefix: self.redis_channel_prefix.clone(),
+            }),
+            (StoreConfig::Postgres { .. }, None, false) => Err(ConfigError::PostgresWithoutBus),
+            (_, None, _) => Ok(BusConfig::Local),
+        }
+    }
+
     pub fn hub_config(&self) -> HubConfig {
         HubConfig {
             max_document_bytes: self.max_document_bytes,
@@ -196,7 +382,106 @@ impl ServeConfig {
     pub fn defaults() -> Self {
         match Cli::parse_from(["quire", "serve"]).command {
             Command::Serve(c) => c,
-            Command::User(_) => unreachable!("parsed a serve command"),
+            Command::User(_) | Command::Migrate(_) => unreachable!("parsed a serve command"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeConfig {
+        let mut argv = vec!["quire", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Serve(c) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    const PG: &str = "postgres://postgres@127.0.0.1/quire";
+
+    #[test]
+    fn no_flags_is_embedded_and_alone() {
+        let c = serve(&[]);
+        assert_eq!(
+            c.store_config(),
+            Ok(StoreConfig::Sqlite {
+                path: PathBuf::from("quire-data/quire.db")
+            })
+        );
+        assert_eq!(c.bus_config(), Ok(BusConfig::Local));
+    }
+
+    #[test]
+    fn postgres_and_redis_make_a_cluster_node() {
+        let c = serve(&[
+            "--database-url",
+            PG,
+            "--redis-url",
+            "redis://127.0.0.1/",
+            "--database-schema",
+            "team",
+        ]);
+        assert_eq!(
+            c.store_config(),
+            Ok(StoreConfig::Postgres {
+                url: PG.into(),
+                schema: Some("team".into())
+            })
+        );
+        assert_eq!(
+            c.bus_config(),
+            Ok(BusConfig::Redis {
+                url: "redis://127.0.0.1/".into(),
+                channel_prefix: "quire".into()
+            })
+        );
+    }
+
+    #[test]
+    fn postgres_without_redis_is_refused_unless_single_node() {
+        assert_eq!(
+            serve(&["--database-url", PG]).bus_config(),
+            Err(ConfigError::PostgresWithoutBus)
+        );
+        assert!(
+            ConfigError::PostgresWithoutBus
+                .to_string()
+                .contains("--single-node")
+        );
+        assert_eq!(
+            serve(&["--database-url", PG, "--single-node"]).bus_config(),
+            Ok(BusConfig::Local)
+        );
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        assert_eq!(
+            serve(&["--redis-url", "redis://x/"]).bus_config(),
+            Err(ConfigError::BusWithoutSharedStore)
+        );
+        assert_eq!(
+            serve(&[
+                "--database-url",
+                PG,
+                "--redis-url",
+                "redis://x/",
+                "--single-node"
+            ])
+            .bus_config(),
+            Err(ConfigError::SingleNodeWithBus)
+        );
+        assert_eq!(
+            serve(&["--database-url", "mysql://root:secret@db/x"]).store_config(),
+            Err(ConfigError::UnsupportedDatabase("mysql".into()))
+        );
+        assert_eq!(
+            serve(&["--database-schema", "x"]).store_config(),
+            Err(ConfigError::SchemaWithoutPostgres)
+        );
+        assert!(Cli::try_parse_from(["quire", "serve", "--node-id", "a b"]).is_err());
     }
 }

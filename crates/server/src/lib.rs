@@ -8,6 +8,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod auth_api;
+pub mod backends;
 pub mod config;
 pub mod error;
 pub mod limits;
@@ -36,6 +37,7 @@ use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::AuthConfig;
+use crate::backends::NodeInfo;
 use crate::limits::{KeyedBucket, LoginAttempts};
 
 pub use config::{Cli, Command, ServeConfig};
@@ -50,6 +52,7 @@ pub struct AppState {
     pub login_attempts: Arc<LoginAttempts>,
     pub ws_connects: Arc<KeyedBucket>,
     pub metrics: PrometheusHandle,
+    pub node: Arc<NodeInfo>,
 }
 
 impl AppState {
@@ -63,12 +66,30 @@ impl AppState {
         Self::new(config, store, bus)
     }
 
+    /// What the configuration asks for: embedded by default, PostgreSQL
+    /// and Redis for a cluster node (see [`backends`]).
+    pub async fn open(config: ServeConfig) -> anyhow::Result<AppState> {
+        let b = backends::open(&config).await?;
+        Self::with_node(config, b.store, b.bus, b.node)
+    }
+
     pub fn new(
         config: ServeConfig,
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
     ) -> anyhow::Result<AppState> {
+        let node = NodeInfo::new(bus.node_id().clone(), "custom", "custom");
+        Self::with_node(config, store, bus, node)
+    }
+
+    fn with_node(
+        config: ServeConfig,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        node: NodeInfo,
+    ) -> anyhow::Result<AppState> {
         let metrics = metrics::handle();
+        metrics::node_info(&node);
         let auth_config = AuthConfig::from_serve(&config)?;
         let hub = Hub::new(store.clone(), bus, config.hub_config());
         Ok(AppState {
@@ -85,6 +106,7 @@ impl AppState {
             auth_config: Arc::new(auth_config),
             config: Arc::new(config),
             metrics,
+            node: Arc::new(node),
         })
     }
 }

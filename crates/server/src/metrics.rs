@@ -12,6 +12,15 @@ pub const HTTP_REQUESTS_TOTAL: &str = "quire_http_requests_total";
 pub const AUTH_EVENTS_TOTAL: &str = "quire_auth_events_total";
 /// WebSocket upgrades refused before the upgrade, by HTTP status.
 pub const WS_REFUSED_TOTAL: &str = "quire_ws_refused_total";
+pub const NODE_INFO: &str = "quire_node_info";
+pub const STORE_QUERIES_TOTAL: &str = "quire_store_queries_total";
+
+/// `quire_node_info{node, store, bus} 1`: which node a scrape came from and
+/// what it runs on (the usual Prometheus "info" pattern, so the id is not a
+/// label on every series).
+pub fn node_info(node: &crate::backends::NodeInfo) {
+    metrics::gauge!(NODE_INFO, "node" => node.id.to_string(), "store" => node.store, "bus" => node.bus).set(1.0);
+}
 
 /// The recorder is process-global; tests that build several apps share it.
 pub fn handle() -> PrometheusHandle {
@@ -31,10 +40,29 @@ pub fn handle() -> PrometheusHandle {
                         ],
                     )
                 })
+                .and_then(|b| {
+                    // Loopback fan-out takes a fraction of a millisecond.
+                    b.set_buckets_for_metric(
+                        Matcher::Full(quire_hub::metrics::BUS_LAG_SECONDS.into()),
+                        &[
+                            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
+                            0.25, 1.0,
+                        ],
+                    )
+                })
                 .expect("static bucket configuration is valid")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             quire_hub::metrics::describe();
+            quire_bus::metrics::describe();
+            metrics::describe_gauge!(
+                NODE_INFO,
+                "Always 1; labels name this node and its store and bus"
+            );
+            metrics::describe_counter!(
+                STORE_QUERIES_TOTAL,
+                "Statements this node sent to its database (flat while idle: no polling)"
+            );
             metrics::describe_counter!(
                 BYTES_IN_TOTAL,
                 metrics::Unit::Bytes,

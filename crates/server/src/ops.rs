@@ -35,6 +35,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("quire_documents_live_now").set(state.hub.live_documents() as f64);
+    metrics::counter!(crate::metrics::STORE_QUERIES_TOTAL)
+        .absolute(state.hub.store().queries_executed());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -1,0 +1,144 @@
+//! Opens what the configuration asks for: the store (SQLite or PostgreSQL),
+//! the bus (in-process or Redis), and this node's claim on the database.
+//! Everything that differs between one embedded node and a cluster node is
+//! decided here, once, at startup.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use quire_bus::{Bus, LocalBus, RedisBus, RedisBusOptions};
+use quire_store::{NodeRole, NodeRoleLock, PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use quire_types::NodeId;
+
+use crate::config::{BusConfig, MigrateConfig, ServeConfig, StoreConfig};
+
+/// This node, as operators see it in logs and metrics.
+#[derive(Debug)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// "sqlite" or "postgres".
+    pub store: &'static str,
+    /// "local" or "redis".
+    pub bus: &'static str,
+    /// Held for the node's lifetime: see [`PgStore::claim_node_role`].
+    _role: Option<NodeRoleLock>,
+}
+
+impl NodeInfo {
+    pub fn new(id: NodeId, store: &'static str, bus: &'static str) -> Self {
+        NodeInfo {
+            id,
+            store,
+            bus,
+            _role: None,
+        }
+    }
+}
+
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub node: NodeInfo,
+}
+
+/// The node id from the configuration, or a fresh random one.
+pub fn node_id(config: &ServeConfig) -> NodeId {
+    config
+        .node_id
+        .clone()
+        .map(NodeId)
+        .unwrap_or_else(NodeId::generate)
+}
+
+pub async fn open(config: &ServeConfig) -> anyhow::Result<Backends> {
+    // Both decided before anything is opened: a refused combination fails
+    // before it touches the database.
+    let store_config = config.store_config()?;
+    let bus_config = config.bus_config()?;
+    let id = node_id(config);
+
+    let (store, pg): (Arc<dyn Store>, Option<PgStore>) = match &store_config {
+        StoreConfig::Sqlite { path } => (Arc::new(open_sqlite(path).await?), None),
+        StoreConfig::Postgres { url, schema } => {
+            let pg = open_postgres(url, schema.clone(), config.database_max_connections).await?;
+            (Arc::new(pg.clone()), Some(pg))
+        }
+    };
+    let role = match (&pg, &bus_config) {
+        (Some(pg), BusConfig::Local) => Some(pg.claim_node_role(NodeRole::Single).await?),
+        (Some(pg), BusConfig::Redis { .. }) => Some(pg.claim_node_role(NodeRole::Clustered).await?),
+        (None, _) => None,
+    };
+    let bus: Arc<dyn Bus> = match &bus_config {
+        BusConfig::Local => Arc::new(LocalBus::new().node(id.clone())),
+        BusConfig::Redis {
+            url,
+            channel_prefix,
+        } => Arc::new(
+            RedisBus::connect(RedisBusOptions {
+                url: url.clone(),
+                channel_prefix: channel_prefix.clone(),
+                node: id.clone(),
+            })
+            .await
+            .context("connecting to redis (--redis-url)")?,
+        ),
+    };
+    let node = NodeInfo {
+        id,
+        store: if pg.is_some() { "postgres" } else { "sqlite" },
+        bus: match bus_config {
+            BusConfig::Local => "local",
+            BusConfig::Redis { .. } => "redis",
+        },
+        _role: role,
+    };
+    Ok(Backends { store, bus, node })
+}
+
+/// Opens a store on its own (for `quire user add`), migrated.
+pub async fn open_store(
+    config: &StoreConfig,
+    max_connections: u32,
+) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config {
+        StoreConfig::Sqlite { path } => Arc::new(open_sqlite(path).await?),
+        StoreConfig::Postgres { url, schema } => {
+            Arc::new(open_postgres(url, schema.clone(), max_connections).await?)
+        }
+    })
+}
+
+/// `quire migrate`: opening a store brings its schema up to date.
+pub async fn migrate(config: &MigrateConfig) -> anyhow::Result<()> {
+    match config.store_config()? {
+        StoreConfig::Sqlite { path } => {
+            open_sqlite(&path).await?;
+        }
+        StoreConfig::Postgres { url, schema } => {
+            open_postgres(&url, schema, 1).await?.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(path, SqliteOptions::default())
+        .await
+        .with_context(|| format!("opening the embedded database {}", path.display()))
+}
+
+async fn open_postgres(
+    url: &str,
+    schema: Option<String>,
+    max_connections: u32,
+) -> anyhow::Result<PgStore> {
+    let opts = PgOptions {
+        schema,
+        max_connections,
+        ..PgOptions::default()
+    };
+    PgStore::connect(url, opts)
+        .await
+        .context("connecting to PostgreSQL (--database-url)")
+}

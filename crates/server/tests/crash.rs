@@ -41,6 +41,7 @@ fn start(dir: &Path, port: u16) -> Proc {
             "--data-dir",
         ])
         .arg(dir)
+        .args(store_args(dir))
         .env("QUIRE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -233,10 +233,7 @@ async fn compaction_keeps_the_exact_state() {
     .await;
     drop(a);
     let guard = server.stop().await;
-    let stored = quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default())
-        .await
-        .unwrap();
-    use quire_store::DocStore;
+    let stored = open_store(&dir).await;
     let loaded = stored.load(&id).await.unwrap();
     assert!(loaded.snapshot.is_some());
     assert!(loaded.tail.len() < 200, "the log was compacted");

@@ -41,6 +41,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// First key of the advisory lock behind [`PgStore::claim_node_role`]
 /// ("QUIR" in ASCII); the second is the schema's hash.
 const NODE_ROLE_LOCK_CLASS: i32 = 0x5155_4952;
+/// How long [`PgStore::claim_node_role`] waits for a conflicting claim to go.
+const NODE_ROLE_WAIT: Duration = Duration::from_secs(3);
 
 /// How a node shares the database with others; see [`PgStore::claim_node_role`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,15 +193,24 @@ impl PgStore {
             NodeRole::Single => "pg_try_advisory_lock",
             NodeRole::Clustered => "pg_try_advisory_lock_shared",
         };
-        self.queries.add(1);
         // Advisory locks are per database; the key includes the schema so
         // that clusters in different schemas of one database don't collide.
-        let granted: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT {function}({NODE_ROLE_LOCK_CLASS}, hashtext(current_schema()))"
-        )))
-        .fetch_one(&mut conn)
-        .await
-        .map_err(map_err)?;
+        let sql = format!("SELECT {function}({NODE_ROLE_LOCK_CLASS}, hashtext(current_schema()))");
+        // A node restarted right after a crash may find its previous life's
+        // lock still held, until the server notices that connection is gone:
+        // try for a little while before refusing.
+        let deadline = tokio::time::Instant::now() + NODE_ROLE_WAIT;
+        let granted = loop {
+            self.queries.add(1);
+            let granted: bool = sqlx::query_scalar(AssertSqlSafe(sql.clone()))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(map_err)?;
+            if granted || tokio::time::Instant::now() >= deadline {
+                break granted;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         if !granted {
             return Err(StoreError::Unavailable(match role {
                 NodeRole::Single => "another Quire node is using this database; a --single-node node must be the only one (give every node --redis-url instead)".to_string(),

@@ -275,6 +275,8 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema standing in for the data folder, if any.
+    pg_schema: Option<String>,
 }
 
 impl TestServer {
@@ -297,10 +299,17 @@ impl TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         // Test-only cheap Argon2: tests create many accounts.
         config.insecure_fast_password_hashing = true;
+        let pg_schema = use_postgres().then(|| {
+            let schema = pg_schema_for(dir);
+            config.database_url = Some(database_url());
+            config.database_schema = Some(schema.clone());
+            config.single_node = true;
+            schema
+        });
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::embedded(config).await.unwrap();
+        let state = AppState::open(config).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -336,6 +345,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             _tmp: None,
+            pg_schema,
         }
     }
 
@@ -363,6 +373,99 @@ impl TestServer {
         }
         self._tmp.take()
     }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // The schema goes with the data folder it stands in for; one handed
+        // on for a restart (by `stop`) stays.
+        if let (Some(schema), Some(_)) = (&self.pg_schema, &self._tmp) {
+            drop_schema(schema);
+        }
+    }
+}
+
+/// Whether in-process test servers store in PostgreSQL instead of SQLite:
+/// in test binaries named `*_postgres` (which include another suite's test
+/// bodies, so both variants run in every `cargo nextest run`), or everywhere
+/// with `QUIRE_TEST_STORE=postgres`. Decided by the binary's name at compile
+/// time, so no test has to change the environment.
+pub fn use_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_postgres")
+        || std::env::var("QUIRE_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// The test database (PostgreSQL at 127.0.0.1:5432, database `test`, unless
+/// `QUIRE_TEST_DATABASE_URL` says otherwise).
+pub fn database_url() -> String {
+    std::env::var("QUIRE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// The test Redis (`QUIRE_TEST_REDIS_URL`, default 127.0.0.1:6379).
+pub fn redis_url() -> String {
+    std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+}
+
+/// A fresh schema name, unique to this test.
+pub fn fresh_schema() -> String {
+    format!("quire_test_{}", quire_types::NodeId::generate())
+}
+
+/// The PostgreSQL schema that stands in for a data folder: chosen on first
+/// use and written into the folder, so a restart on the same folder finds
+/// the same documents.
+pub fn pg_schema_for(dir: &Path) -> String {
+    let file = dir.join("pg-schema");
+    match std::fs::read_to_string(&file) {
+        Ok(schema) => schema,
+        Err(_) => {
+            let schema = fresh_schema();
+            std::fs::write(&file, &schema).unwrap();
+            schema
+        }
+    }
+}
+
+/// Flags that make a `quire serve` process store where in-process test
+/// servers of this binary do (nothing for SQLite: `--data-dir` says it).
+pub fn store_args(dir: &Path) -> Vec<String> {
+    if !use_postgres() {
+        return Vec::new();
+    }
+    vec![
+        "--database-url".into(),
+        database_url(),
+        "--database-schema".into(),
+        pg_schema_for(dir),
+        "--single-node".into(),
+    ]
+}
+
+/// Opens the storage behind a (stopped) test server's data folder.
+pub async fn open_store(dir: &Path) -> Arc<dyn quire_store::DocStore> {
+    if use_postgres() {
+        let opts = quire_store::PgOptions { schema: Some(pg_schema_for(dir)), max_connections: 2, ..Default::default() };
+        Arc::new(quire_store::PgStore::connect(&database_url(), opts).await.unwrap())
+    } else {
+        Arc::new(quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default()).await.unwrap())
+    }
+}
+
+/// Drops a test schema. Blocking (drops run in `Drop`), on a thread of its
+/// own so it works inside or outside a runtime.
+pub fn drop_schema(schema: &str) {
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    let url = database_url();
+    let _ = std::thread::spawn(move || {
+        use sqlx::{Connection, Executor};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+            }
+        });
+    })
+    .join();
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -18,7 +18,8 @@ fn main() -> anyhow::Result<()> {
             // runtime thread and never left (its guard is forgotten), so it
             // is the root of every span and event on those threads: tasks
             // spawned anywhere carry it without being instrumented one by one.
-            let span = tracing::info_span!("node", id = %node);
+            // Error level, so that no log filter hides it.
+            let span = tracing::error_span!("node", id = %node);
             let thread_span = span.clone();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

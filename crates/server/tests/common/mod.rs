@@ -301,7 +301,7 @@ impl TestServer {
         config.insecure_fast_password_hashing = true;
         let pg_schema = use_postgres().then(|| {
             let schema = pg_schema_for(dir);
-            config.database_url = Some(database_url());
+            config.database_url = Some(schema_database_url(&schema));
             config.database_schema = Some(schema.clone());
             config.single_node = true;
             schema
@@ -406,6 +406,15 @@ pub fn redis_url() -> String {
     std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
 }
 
+/// The test database, for servers using `schema`: their connections carry
+/// the schema's name as `application_name`, so that [`drop_schema`] can end
+/// them first.
+pub fn schema_database_url(schema: &str) -> String {
+    let url = database_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={schema}")
+}
+
 /// A fresh schema name, unique to this test.
 pub fn fresh_schema() -> String {
     format!("quire_test_{}", quire_types::NodeId::generate())
@@ -432,11 +441,12 @@ pub fn store_args(dir: &Path) -> Vec<String> {
     if !use_postgres() {
         return Vec::new();
     }
+    let schema = pg_schema_for(dir);
     vec![
         "--database-url".into(),
-        database_url(),
+        schema_database_url(&schema),
         "--database-schema".into(),
-        pg_schema_for(dir),
+        schema,
         "--single-node".into(),
     ]
 }
@@ -452,16 +462,23 @@ pub async fn open_store(dir: &Path) -> Arc<dyn quire_store::DocStore> {
 }
 
 /// Drops a test schema. Blocking (drops run in `Drop`), on a thread of its
-/// own so it works inside or outside a runtime.
+/// own so it works inside or outside a runtime. The connections of servers
+/// that used it are ended first: one may be in the middle of a transaction
+/// that can't finish while this blocks its (current-thread) runtime, and
+/// DROP would wait for its locks forever.
 pub fn drop_schema(schema: &str) {
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+    let terminate = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{schema}' AND pid <> pg_backend_pid()"
+    );
+    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
     let url = database_url();
     let _ = std::thread::spawn(move || {
         use sqlx::{Connection, Executor};
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
+                let _ = conn.execute(sqlx::AssertSqlSafe(terminate)).await;
+                let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
             }
         });
     })
@@ -496,11 +513,19 @@ impl TestClient {
     }
 
     pub async fn connect_with_doc(url: &str, doc: Doc) -> TestClient {
+        Self::connect_shared(url, Arc::new(doc)).await
+    }
+
+    /// Connects (as the owner of the URL's server) with a document another,
+    /// dead connection used: whatever it holds that the server lacks goes
+    /// out in the sync handshake, as a reconnecting browser's
+    /// unacknowledged edits do.
+    pub async fn connect_shared(url: &str, doc: Arc<Doc>) -> TestClient {
         let req = owner_request(url).await;
         let (ws, _) = within("connect", connect_async(req))
             .await
             .expect("websocket connects");
-        Self::run(ws, Arc::new(doc))
+        Self::run(ws, doc)
     }
 
     /// Connects as `user`, to a document that must already exist and be

@@ -6,10 +6,14 @@
 CARGO ?= cargo
 NPM ?= npm
 
-.PHONY: run web test lint rust-test web-test interop-test e2e-test build-debug deps
+# make cluster: three nodes behind nginx on loopback (docs/operations.md)
+.PHONY: run cluster web test lint rust-test web-test interop-test e2e-test build-debug deps
 
 run: web
 	$(CARGO) run --release -p quire-server -- serve
+
+cluster: web
+	deploy/local-cluster.sh
 
 # The server embeds web/dist; a plain `cargo build` works without it and
 # serves a page that says how to build the app.

@@ -69,7 +69,14 @@ impl Cluster {
     /// binds port 0, so no port is guessed).
     fn start_node(&self, id: &str, extra: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--node-id", id, "--database-url"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--node-id",
+                id,
+                "--database-url",
+            ])
             .arg(schema_database_url(&self.schema))
             .args(["--database-schema", &self.schema, "--redis-url"])
             .arg(redis_url())
@@ -82,7 +89,9 @@ impl Cluster {
             .spawn()
             .expect("start quire");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .trim()
             .strip_prefix("Quire is running at http://")
@@ -119,9 +128,18 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = String::new();
-    within("http response", s.read_to_string(&mut buf)).await.unwrap();
-    let status = buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    within("http response", s.read_to_string(&mut buf))
+        .await
+        .unwrap();
+    let status = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -129,7 +147,9 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
 async fn metric(node: &Node, name: &str) -> f64 {
     let (_, text) = http(node.addr, "GET", "/metrics", None).await;
     text.lines()
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -159,7 +179,11 @@ async fn wait_until(client: &mut TestClient, what: &str, cond: impl Fn(&TestClie
     while !cond(client) {
         let now = tokio::time::Instant::now();
         assert!(now < deadline, "timed out waiting for: {what}");
-        let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(50)), client.state.changed()).await;
+        let _ = tokio::time::timeout(
+            (deadline - now).min(Duration::from_millis(50)),
+            client.state.changed(),
+        )
+        .await;
     }
 }
 
@@ -172,9 +196,11 @@ async fn connect(url: &str) -> TestClient {
 /// Waits until every client holds exactly `expected`.
 async fn converge(clients: &mut [TestClient], expected: &BTreeSet<i64>) {
     for (i, c) in clients.iter_mut().enumerate() {
-        wait_until(c, &format!("client {i} converges on {} numbers", expected.len()), |c| {
-            numbers(c) == *expected
-        })
+        wait_until(
+            c,
+            &format!("client {i} converges on {} numbers", expected.len()),
+            |c| numbers(c) == *expected,
+        )
         .await;
     }
 }
@@ -214,7 +240,10 @@ async fn three_nodes_converge_and_fan_out_fast() {
         let started = Instant::now();
         push(&mut clients[from], n);
         for to in [(from + 1) % 3, (from + 2) % 3] {
-            wait_until(&mut clients[to], "a cross-node edit", |c| numbers(c).contains(&n)).await;
+            wait_until(&mut clients[to], "a cross-node edit", |c| {
+                numbers(c).contains(&n)
+            })
+            .await;
             samples.push(started.elapsed());
         }
     }
@@ -253,7 +282,9 @@ async fn losing_a_node_loses_no_acknowledged_update() {
         if k == 40 {
             for &i in &on_dead {
                 let c = &mut clients[i];
-                within("first acks", c.state.wait_for(|s| s.acked >= 20)).await.unwrap();
+                within("first acks", c.state.wait_for(|s| s.acked >= 20))
+                    .await
+                    .unwrap();
             }
         }
         if k == 45 {
@@ -318,11 +349,22 @@ async fn losing_a_node_loses_no_acknowledged_update() {
 }
 
 /// Ids of the Redis clients named `name`.
-async fn redis_client_ids(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.expect("CLIENT LIST");
+async fn redis_client_ids(
+    admin: &mut redis::aio::MultiplexedConnection,
+    name: &str,
+) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .expect("CLIENT LIST");
     list.lines()
         .filter(|line| line.split(' ').any(|f| f == format!("name={name}")))
-        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_string))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -354,7 +396,13 @@ async fn losing_redis_heals_within_a_second_of_reconnecting() {
     for node in &cluster.nodes {
         let ids = redis_client_ids(&mut admin, &cluster.redis_client_name(node)).await;
         assert_eq!(ids.len(), 1, "{} has one redis connection", node.id);
-        let _: () = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&ids[0]).query_async(&mut admin).await.unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(&ids[0])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
         old_ids.extend(ids);
     }
     for k in 20..40 {
@@ -374,7 +422,11 @@ async fn losing_redis_heals_within_a_second_of_reconnecting() {
             if ids.iter().any(|id| !old_ids.contains(id)) {
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never reconnected to redis", node.id);
+            assert!(
+                Instant::now() < deadline,
+                "{} never reconnected to redis",
+                node.id
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -387,10 +439,17 @@ async fn losing_redis_heals_within_a_second_of_reconnecting() {
         (reconnected.saturating_duration_since(typed)).as_secs_f64() * 1e3,
         after.as_secs_f64() * 1e3
     );
-    assert!(after < Duration::from_secs(1), "converged {after:?} after reconnecting");
+    assert!(
+        after < Duration::from_secs(1),
+        "converged {after:?} after reconnecting"
+    );
     let mut heals = 0.0;
     for node in &cluster.nodes {
-        assert!(metric(node, "quire_bus_reconnects_total").await >= 1.0, "{} saw no reconnect", node.id);
+        assert!(
+            metric(node, "quire_bus_reconnects_total").await >= 1.0,
+            "{} saw no reconnect",
+            node.id
+        );
         heals += metric(node, "quire_bus_heals_total").await;
     }
     assert!(heals > 0.0);
@@ -438,7 +497,10 @@ async fn idle_nodes_send_no_queries() {
     // typing, for longer than any plausible polling period.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = counts(&cluster).await;
-    assert!(before.iter().all(|&q| q > 0.0), "the counter counts: {before:?}");
+    assert!(
+        before.iter().all(|&q| q > 0.0),
+        "the counter counts: {before:?}"
+    );
     assert_eq!(before, after, "nodes queried the database while idle");
     eprintln!("idle: query counters flat over 3 s on every node: {after:?}");
 }
@@ -487,7 +549,13 @@ async fn two_nodes_compacting_the_same_document_lose_nothing() {
 async fn a_document_created_on_one_node_is_listed_and_opened_on_another_at_once() {
     let cluster = Cluster::start(2, &[]).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let (status, body) = http(a.addr, "POST", "/api/documents", Some(r#"{"title":"Minutes"}"#)).await;
+    let (status, body) = http(
+        a.addr,
+        "POST",
+        "/api/documents",
+        Some(r#"{"title":"Minutes"}"#),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let created: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = created["document"]["id"].as_str().unwrap().to_string();
@@ -495,8 +563,16 @@ async fn a_document_created_on_one_node_is_listed_and_opened_on_another_at_once(
     let (status, body) = http(b.addr, "GET", "/api/documents", None).await;
     assert_eq!(status, 200);
     let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ids: Vec<&str> = listed["documents"].as_array().unwrap().iter().filter_map(|d| d["id"].as_str()).collect();
-    assert!(ids.contains(&id.as_str()), "{id} not listed on the other node: {ids:?}");
+    let ids: Vec<&str> = listed["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()),
+        "{id} not listed on the other node: {ids:?}"
+    );
     let (status, body) = http(b.addr, "GET", &format!("/api/documents/{id}"), None).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Minutes"));

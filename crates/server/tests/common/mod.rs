@@ -398,7 +398,8 @@ pub fn use_postgres() -> bool {
 /// The test database (PostgreSQL at 127.0.0.1:5432, database `test`, unless
 /// `QUIRE_TEST_DATABASE_URL` says otherwise).
 pub fn database_url() -> String {
-    std::env::var("QUIRE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    std::env::var("QUIRE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
 /// The test Redis (`QUIRE_TEST_REDIS_URL`, default 127.0.0.1:6379).
@@ -454,10 +455,22 @@ pub fn store_args(dir: &Path) -> Vec<String> {
 /// Opens the storage behind a (stopped) test server's data folder.
 pub async fn open_store(dir: &Path) -> Arc<dyn quire_store::DocStore> {
     if use_postgres() {
-        let opts = quire_store::PgOptions { schema: Some(pg_schema_for(dir)), max_connections: 2, ..Default::default() };
-        Arc::new(quire_store::PgStore::connect(&database_url(), opts).await.unwrap())
+        let opts = quire_store::PgOptions {
+            schema: Some(pg_schema_for(dir)),
+            max_connections: 2,
+            ..Default::default()
+        };
+        Arc::new(
+            quire_store::PgStore::connect(&database_url(), opts)
+                .await
+                .unwrap(),
+        )
     } else {
-        Arc::new(quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default()).await.unwrap())
+        Arc::new(
+            quire_store::SqliteStore::open(&dir.join("quire.db"), Default::default())
+                .await
+                .unwrap(),
+        )
     }
 }
 
@@ -474,7 +487,10 @@ pub fn drop_schema(schema: &str) {
     let url = database_url();
     let _ = std::thread::spawn(move || {
         use sqlx::{Connection, Executor};
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
                 let _ = conn.execute(sqlx::AssertSqlSafe(terminate)).await;

@@ -16,6 +16,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at startup and moved out at once: the size is irrelevant, and
+// boxing would only clutter every `Command::Serve(config)` pattern.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: web app, WebSocket sync, HTTP API and storage.

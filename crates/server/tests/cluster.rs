@@ -47,6 +47,10 @@ struct Cluster {
     schema: String,
     prefix: String,
     nodes: Vec<Node>,
+    /// The account every client uses, signed up on the first node. Its
+    /// session lives in the shared database, so its cookie works on every
+    /// node.
+    owner: Option<TestUser>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,13 +60,38 @@ impl Cluster {
             schema: fresh_schema(),
             prefix: format!("quire-test-{}", quire_types::NodeId::generate()),
             nodes: Vec::new(),
+            owner: None,
             _dir: tempfile::tempdir().unwrap(),
         };
         for i in 0..n {
             let node = cluster.start_node(&format!("node{i}"), extra);
             cluster.nodes.push(node);
         }
+        let owner = TestUser::sign_up(cluster.nodes[0].addr, OWNER_EMAIL, "Owner").await;
+        cluster.owner = Some(owner);
+        for node in &cluster.nodes {
+            cluster.register(node);
+        }
         cluster
+    }
+
+    /// Lets plain `TestClient::connect` calls to `node` use the owner (with
+    /// that node as its origin).
+    fn register(&self, node: &Node) {
+        register_owner(&self.owner_on(node));
+    }
+
+    fn owner_on(&self, node: &Node) -> TestUser {
+        let mut owner = self.owner.clone().expect("signed up");
+        owner.addr = node.addr;
+        owner
+    }
+
+    /// Starts one more node and lets the owner use it.
+    fn add_node(&self, id: &str) -> Node {
+        let node = self.start_node(id, &[]);
+        self.register(&node);
+        node
     }
 
     /// Starts a node and waits for the line saying where it listens (it
@@ -71,6 +100,7 @@ impl Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
             .args([
                 "serve",
+                "--insecure-fast-password-hashing",
                 "--listen",
                 "127.0.0.1:0",
                 "--node-id",
@@ -333,7 +363,7 @@ async fn losing_a_node_loses_no_acknowledged_update() {
     converge(&mut clients, &everything).await;
     // Fresh observers on the surviving nodes, and one loading from the store
     // on a node started now, see the same.
-    let late = cluster.start_node("late", &[]);
+    let late = cluster.add_node("late");
     let mut observers = vec![
         connect(&cluster.nodes[1].ws("survive")).await,
         connect(&cluster.nodes[2].ws("survive")).await,
@@ -539,7 +569,7 @@ async fn two_nodes_compacting_the_same_document_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // What the store holds, read by a node that loads it now.
-    let late = cluster.start_node("late", &[]);
+    let late = cluster.add_node("late");
     let mut fresh = [connect(&late.ws("compact")).await];
     converge(&mut fresh, &expected).await;
     eprintln!("compaction race: {compactions:?} compactions on the two nodes, nothing lost");
@@ -549,20 +579,26 @@ async fn two_nodes_compacting_the_same_document_lose_nothing() {
 async fn a_document_created_on_one_node_is_listed_and_opened_on_another_at_once() {
     let cluster = Cluster::start(2, &[]).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
-    let (status, body) = http(
-        a.addr,
-        "POST",
-        "/api/documents",
-        Some(r#"{"title":"Minutes"}"#),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let resp = cluster
+        .owner_on(a)
+        .request(reqwest::Method::POST, "/api/documents")
+        .json(&serde_json::json!({ "title": "Minutes" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let created: serde_json::Value = resp.json().await.unwrap();
     let id = created["document"]["id"].as_str().unwrap().to_string();
 
-    let (status, body) = http(b.addr, "GET", "/api/documents", None).await;
-    assert_eq!(status, 200);
-    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // At once, through the other node.
+    let on_b = cluster.owner_on(b);
+    let resp = on_b
+        .request(reqwest::Method::GET, "/api/documents")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let listed: serde_json::Value = resp.json().await.unwrap();
     let ids: Vec<&str> = listed["documents"]
         .as_array()
         .unwrap()
@@ -573,9 +609,13 @@ async fn a_document_created_on_one_node_is_listed_and_opened_on_another_at_once(
         ids.contains(&id.as_str()),
         "{id} not listed on the other node: {ids:?}"
     );
-    let (status, body) = http(b.addr, "GET", &format!("/api/documents/{id}"), None).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("Minutes"));
+    let resp = on_b
+        .request(reqwest::Method::GET, &format!("/api/documents/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("Minutes"));
 
     // And opened there: an edit made through A is what B serves.
     let mut on_a = connect(&a.ws(&id)).await;

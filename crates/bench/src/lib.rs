@@ -1,0 +1,13 @@
+//! Quire's load generator: scenarios that speak the y-websocket protocol over
+//! real sockets, all clients in one process so every latency is read on one
+//! clock, plus a null relay server that marks the machine's ceiling.
+//!
+//! Each scenario prints one JSON line of results on stdout and a short table
+//! on stderr, and returns whether its correctness checks passed.
+
+pub mod account;
+pub mod client;
+pub mod fanout;
+pub mod null_server;
+pub mod stats;
+pub mod trace;

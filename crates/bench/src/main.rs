@@ -1,0 +1,49 @@
+//! `quire-bench`: the command line over the scenarios in the library.
+
+use clap::{Parser, Subcommand};
+use quire_bench::{fanout, null_server, trace};
+
+/// Load generator for y-websocket servers (Quire and its peers).
+#[derive(Debug, Parser)]
+#[command(name = "quire-bench", version, about)]
+struct Cli {
+    /// Runtime worker threads (default: the CPUs this process may run on,
+    /// so `taskset -c 1` gives one).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay a sequential editing trace through the server as fast as it
+    /// allows, with an observer; the observer's text must equal the trace's.
+    Trace(trace::TraceArgs),
+    /// D documents × C clients, W writers per document typing at R keys/s:
+    /// delivery latency, lost deliveries, convergence.
+    Fanout(fanout::FanoutArgs),
+    /// A relay with no CRDT and no storage: the ceiling of this machine.
+    NullServer(null_server::NullServerArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cli.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let ok = rt.build()?.block_on(async {
+        match cli.command {
+            Command::Trace(a) => trace::run(a).await,
+            Command::Fanout(a) => fanout::run(a).await,
+            Command::NullServer(a) => null_server::run(a).await,
+        }
+    })?;
+    if !ok {
+        eprintln!("FAILED: a correctness check did not hold (see above)");
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `null-server`: the thinnest WebSocket relay that y-websocket clients accept.
+//! No CRDT, no storage: every binary frame goes to the other sockets of the
+//! same path, except a sync step 1, which is answered with an empty step 2 so
+//! clients consider themselves synced. It marks the ceiling the machine and
+//! the WebSocket stack allow; a real server is measured as a fraction of it.
+//!
+//! It keeps the same socket discipline as Quire so the comparison is fair:
+//! one shared `Bytes` per broadcast, a bounded queue per socket (closed with
+//! 4429 when full, never silently skipped), batched writes, Nagle off.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use quire_protocol::{MSG_SYNC, SYNC_STEP1, encode_sync_step2};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Frames queued for one socket before it is closed as too slow (Quire's
+/// default too).
+const OUT_QUEUE: usize = 4096;
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
+/// An empty Yjs update: no structs, empty delete set.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NullServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7421")]
+    pub listen: SocketAddr,
+}
+
+struct Member {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    /// Raised when the queue overflowed: the writer closes with 4429.
+    too_slow: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Room {
+    members: Mutex<Vec<Member>>,
+}
+
+pub async fn run(args: NullServerArgs) -> anyhow::Result<bool> {
+    let listener = TcpListener::bind(args.listen).await?;
+    eprintln!(
+        "null server listening on ws://{}/ (any path is a room)",
+        listener.local_addr()?
+    );
+    serve(listener).await;
+    Ok(true)
+}
+
+/// Accepts connections until the listener fails. Tests call it on a port-0
+/// listener they bound themselves.
+pub async fn serve(listener: TcpListener) {
+    let rooms = Arc::new(Rooms::default());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let rooms = rooms.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, rooms).await;
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, rooms: Arc<Rooms>) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut path = String::new();
+    // The callback's error type is tungstenite's (large) HTTP response; we
+    // never build one, so its size does not matter here.
+    #[allow(clippy::result_large_err)]
+    let remember_path = |req: &Request, resp: Response| {
+        path = req.uri().path().to_string();
+        Ok(resp)
+    };
+    let ws = tokio_tungstenite::accept_hdr_async(stream, remember_path).await?;
+    let room = rooms
+        .rooms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(path.clone())
+        .or_default()
+        .clone();
+    let id = rooms.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let too_slow = Arc::new(Notify::new());
+    room.members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Member {
+            id,
+            tx: tx.clone(),
+            too_slow: too_slow.clone(),
+        });
+
+    let (mut sink, mut stream) = ws.split();
+    let writer = async move {
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = too_slow.notified() => break,
+                f = rx.recv() => match f {
+                    Some(f) => f,
+                    None => return anyhow::Ok(()),
+                },
+            };
+            sink.feed(WsMessage::Binary(first)).await?;
+            for _ in 1..WRITE_BATCH {
+                let Ok(f) = rx.try_recv() else { break };
+                sink.feed(WsMessage::Binary(f)).await?;
+            }
+            sink.flush().await?;
+        }
+        sink.send(WsMessage::Close(Some(CloseFrame {
+            code: CloseCode::from(4429),
+            reason: "socket too slow".into(),
+        })))
+        .await?;
+        Ok(())
+    };
+    let reader = async {
+        while let Some(msg) = stream.next().await {
+            let frame = match msg? {
+                WsMessage::Binary(b) => b,
+                WsMessage::Close(_) => break,
+                _ => continue,
+            };
+            if frame.len() >= 2 && frame[0] as u64 == MSG_SYNC && frame[1] as u64 == SYNC_STEP1 {
+                if tx.send(encode_sync_step2(EMPTY_UPDATE)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            broadcast(&room, id, &frame);
+        }
+        anyhow::Ok(())
+    };
+    let result = tokio::select! {
+        r = writer => r,
+        r = reader => r,
+    };
+    room.members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|m| m.id != id);
+    let mut all = rooms.rooms.lock().unwrap_or_else(|e| e.into_inner());
+    if room
+        .members
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+    {
+        all.remove(&path);
+    }
+    result
+}
+
+fn broadcast(room: &Room, from: u64, frame: &Bytes) {
+    let mut members = room.members.lock().unwrap_or_else(|e| e.into_inner());
+    members.retain(|m| {
+        if m.id == from {
+            return true;
+        }
+        match m.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                m.too_slow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    });
+}

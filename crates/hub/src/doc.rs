@@ -213,6 +213,7 @@ struct DocActor {
     committed: u64,
     /// Estimated stored size, for the document size limit.
     doc_bytes: usize,
+    snapshot_bytes: usize,
     tail_rows: usize,
     tail_bytes: usize,
     compacting: bool,
@@ -271,6 +272,7 @@ impl DocActor {
             submitted: 0,
             committed: 0,
             doc_bytes: snapshot_bytes + tail_bytes,
+            snapshot_bytes,
             tail_rows: stored.tail.len(),
             tail_bytes,
             compacting: false,
@@ -406,6 +408,7 @@ impl DocActor {
                     Ok(Some(r)) => {
                         self.tail_rows = self.tail_rows.saturating_sub(r.rows);
                         self.tail_bytes = self.tail_bytes.saturating_sub(r.bytes);
+                        self.snapshot_bytes = r.snapshot_bytes;
                         self.doc_bytes = r.snapshot_bytes + self.tail_bytes;
                     }
                     Ok(None) => {}
@@ -911,10 +914,13 @@ impl DocActor {
 
     fn maybe_compact(&mut self) {
         let cfg = &self.hub.config;
-        if self.compacting
-            || (self.tail_rows < cfg.compact_after_updates
-                && self.tail_bytes < cfg.compact_after_bytes)
-        {
+        let due = self.tail_rows >= cfg.compact_after_updates
+            || self.tail_bytes >= cfg.compact_after_bytes;
+        // Rewriting the snapshot costs its whole size. Waiting until the tail
+        // is at least half of it keeps the total compaction work linear in a
+        // document's history instead of quadratic (docs/benchmarks.md).
+        let worth_it = self.tail_bytes * 2 >= self.snapshot_bytes;
+        if self.compacting || !due || !worth_it {
             return;
         }
         self.compacting = true;

@@ -175,6 +175,14 @@ pub async fn serve(
     let hub = state.hub.clone();
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let router = app(state);
+    // Small frames (an ack, then another user's keystroke) must not wait for
+    // Nagle's algorithm: with it, p99 fan-out latency was ~40 ms
+    // (docs/benchmarks.md). The pump already batches frames per flush.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -16,8 +16,12 @@
 //! 2. remembers the highest missing counter, and heals again as soon as a
 //!    `Committed` from that origin covers it (the read then starts after the
 //!    commit, so it sees the row),
-//! 3. and, should that notice be lost too, heals once more after
-//!    [`FALLBACK`] and gives up waiting.
+//! 3. and, should that notice be lost too, heals again after [`FALLBACK`],
+//!    then after twice that, and so on, until the notice comes or
+//!    [`GIVE_UP`] has passed (by then the update either committed long ago
+//!    or never will: its origin died, and its author re-sends it elsewhere).
+//!    A fallback does not end the wait: a commit slower than the fallback
+//!    is still caught by its notice.
 //!
 //! An origin first heard from with a counter above 1 counts as a gap: it
 //! published before we subscribed, and those updates may have committed
@@ -30,8 +34,12 @@ use std::time::{Duration, Instant};
 
 use quire_types::NodeId;
 
-/// How long to wait for an origin's `Committed` notice before healing anyway.
+/// How long to wait for an origin's `Committed` notice before healing anyway
+/// (doubled for each further fallback).
 pub(crate) const FALLBACK: Duration = Duration::from_millis(500);
+/// When to stop waiting for a `Committed` notice: longer than the store's
+/// statement timeout, so a commit that is merely slow is never given up on.
+pub(crate) const GIVE_UP: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HealCause {
@@ -65,8 +73,17 @@ struct Origin {
     last: u64,
     /// Highest `covers` received.
     committed: u64,
-    /// Highest missing counter whose commit we wait for, and since when.
-    awaiting: Option<(u64, Instant)>,
+    /// Highest missing counter whose commit we wait for.
+    awaiting: Option<Awaiting>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    needed: u64,
+    since: Instant,
+    /// When the next fallback heal is due, and the delay after that one.
+    next: Instant,
+    delay: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -100,14 +117,23 @@ impl HealTracker {
         if let Some(cause) = detected {
             let missing = counter - 1;
             if st.committed < missing {
-                let needed = st.awaiting.map_or(missing, |(n, _)| n.max(missing));
-                let since = st.awaiting.map_or(now, |(_, t)| t);
-                st.awaiting = Some((needed, since));
+                st.awaiting = Some(match st.awaiting {
+                    Some(a) => Awaiting {
+                        needed: a.needed.max(missing),
+                        ..a
+                    },
+                    None => Awaiting {
+                        needed: missing,
+                        since: now,
+                        next: now + FALLBACK,
+                        delay: FALLBACK * 2,
+                    },
+                });
             }
             return Some(cause);
         }
         match st.awaiting {
-            Some((needed, _)) if st.committed >= needed => {
+            Some(a) if st.committed >= a.needed => {
                 st.awaiting = None;
                 Some(HealCause::Committed)
             }
@@ -119,20 +145,25 @@ impl HealTracker {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.origins
             .values()
-            .filter_map(|o| o.awaiting.map(|(_, since)| since + FALLBACK))
+            .filter_map(|o| o.awaiting.map(|a| a.next))
             .min()
     }
 
-    /// Gives up waiting for commit notices that are overdue; returns
-    /// `Fallback` if any were.
+    /// Heals for commit notices that are overdue (`Fallback`), and stops
+    /// waiting for those older than [`GIVE_UP`].
     pub(crate) fn on_deadline(&mut self, now: Instant) -> Option<HealCause> {
         let mut due = false;
         for o in self.origins.values_mut() {
-            if let Some((_, since)) = o.awaiting
-                && now >= since + FALLBACK
-            {
+            let Some(a) = &mut o.awaiting else { continue };
+            if now < a.next {
+                continue;
+            }
+            due = true;
+            if now >= a.since + GIVE_UP {
                 o.awaiting = None;
-                due = true;
+            } else {
+                a.next = now + a.delay;
+                a.delay *= 2;
             }
         }
         due.then_some(HealCause::Fallback)
@@ -205,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_commit_notice_falls_back_after_a_while() {
+    fn a_lost_commit_notice_falls_back_with_growing_delays() {
         let mut t = HealTracker::default();
         let start = Instant::now();
         t.on_message(&node("a"), 1, None, start);
@@ -213,10 +244,36 @@ mod tests {
             t.on_message(&node("a"), 3, None, start),
             Some(HealCause::Gap)
         );
-        let deadline = t.deadline().expect("waiting for a commit");
-        assert_eq!(deadline, start + FALLBACK);
+        let first = t.deadline().expect("waiting for a commit");
+        assert_eq!(first, start + FALLBACK);
         assert_eq!(t.on_deadline(start + FALLBACK / 2), None);
-        assert_eq!(t.on_deadline(deadline), Some(HealCause::Fallback));
+        assert_eq!(t.on_deadline(first), Some(HealCause::Fallback));
+        // Still waiting, and less eagerly.
+        let second = t.deadline().expect("still waiting");
+        assert_eq!(second, first + FALLBACK * 2);
+        assert_eq!(t.on_deadline(second), Some(HealCause::Fallback));
+        assert_eq!(t.deadline(), Some(second + FALLBACK * 4));
+        // Given up on at last.
+        let late = start + GIVE_UP;
+        assert_eq!(t.on_deadline(late), Some(HealCause::Fallback));
+        assert_eq!(t.deadline(), None);
+    }
+
+    #[test]
+    fn a_commit_slower_than_the_fallback_is_still_caught() {
+        let mut t = HealTracker::default();
+        let start = Instant::now();
+        t.on_message(&node("a"), 1, None, start);
+        assert_eq!(
+            t.on_message(&node("a"), 3, None, start),
+            Some(HealCause::Gap)
+        );
+        assert_eq!(t.on_deadline(start + FALLBACK), Some(HealCause::Fallback));
+        // The notice arrives after the fallback: it still triggers a heal.
+        assert_eq!(
+            t.on_message(&node("a"), 4, Some(3), start + FALLBACK * 2),
+            Some(HealCause::Committed)
+        );
         assert_eq!(t.deadline(), None);
     }
 

@@ -322,7 +322,31 @@ pub(crate) fn access_from_row(
 /// retried on transient PostgreSQL errors: they are one user's request, and a
 /// 503 that the user retries is the honest answer.
 macro_rules! impl_auth_store {
-    ($store:ty, read = $read:ident, write = $write:ident) => {
+    ($store:ty, db = $db:ty, read = $read:ident, write = $write:ident) => {
+        /// Stores one token row inside a transaction of [`AuthStore`](crate::AuthStore).
+        async fn insert_token(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            token: &$crate::auth::NewToken,
+            session: &quire_types::AuthSessionId,
+            user: &quire_types::UserId,
+            now: i64,
+        ) -> $crate::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO auth_tokens (token_hash, kind, session_id, user_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&token.hash)
+            .bind($crate::auth::token_kind_str(token.kind))
+            .bind(session.as_str())
+            .bind(user.as_str())
+            .bind(now)
+            .bind(token.expires_at.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl $crate::auth::AuthStore for $store {
             async fn create_user(

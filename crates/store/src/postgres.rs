@@ -610,28 +610,4 @@ mod tests {
     }
 }
 
-crate::auth::impl_auth_store!(PgStore, read = pool, write = pool);
-
-/// Stores one token row inside a transaction of [`AuthStore`](crate::AuthStore).
-async fn insert_token(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    token: &crate::auth::NewToken,
-    session: &quire_types::AuthSessionId,
-    user: &quire_types::UserId,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO auth_tokens (token_hash, kind, session_id, user_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&token.hash)
-    .bind(crate::auth::token_kind_str(token.kind))
-    .bind(session.as_str())
-    .bind(user.as_str())
-    .bind(now)
-    .bind(token.expires_at.0)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
+crate::auth::impl_auth_store!(PgStore, db = sqlx::Postgres, read = pool, write = pool);

@@ -45,8 +45,11 @@ pub fn doc_url(base: &str, doc: &str, durable_acks: bool) -> String {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
     /// WebSocket prefix; document names are appended (`{url}/{doc}`).
-    #[arg(long)]
-    pub url: String,
+    /// Repeat it to spread clients over several nodes of one cluster
+    /// (scenarios with many clients assign them round-robin; the others use
+    /// the first).
+    #[arg(long, required = true)]
+    pub url: Vec<String>,
     /// For servers that require accounts: sign up (or in) as
     /// `EMAIL:PASSWORD`, create every document through the API first, and
     /// connect with the access cookie.
@@ -61,31 +64,51 @@ impl TargetArgs {
                 let (email, password) = a
                     .split_once(':')
                     .context("--account takes EMAIL:PASSWORD")?;
-                Some(Account::sign_in(&self.url, email, password).await?)
+                Some(Account::sign_in(&self.url[0], email, password).await?)
             }
             None => None,
         };
-        Ok(Target {
-            base: self.url.clone(),
-            origin: origin_of(&self.url)?,
-            account,
-        })
+        let nodes = self
+            .url
+            .iter()
+            .map(|base| {
+                Ok(Node {
+                    base: base.clone(),
+                    origin: origin_of(base)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Target { nodes, account })
     }
+}
+
+/// One server (or one node of a cluster) and the `Origin` a browser loading
+/// the app from it would send.
+#[derive(Debug, Clone)]
+struct Node {
+    base: String,
+    origin: String,
 }
 
 /// A server to connect to: every handshake carries the same-origin `Origin`
 /// a browser would send (servers that check it refuse sockets without it),
 /// and the access cookie when signed in.
+/// With several `--url`s the account signs in on the first node; its cookie
+/// is valid on every node of the cluster (they share the database).
 #[derive(Debug, Clone)]
 pub struct Target {
-    base: String,
-    origin: String,
+    nodes: Vec<Node>,
     account: Option<Account>,
 }
 
 impl Target {
+    /// How many nodes the clients are spread over.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn url(&self, doc: &str, durable_acks: bool) -> String {
-        doc_url(&self.base, doc, durable_acks)
+        doc_url(&self.nodes[0].base, doc, durable_acks)
     }
 
     /// Makes sure `doc` exists and is ours (only on servers with accounts).
@@ -100,12 +123,18 @@ impl Target {
     /// is retried until `CONNECT_PATIENCE` has passed: the connect phase is
     /// not measured.
     pub async fn connect(&self, doc: &str, durable_acks: bool) -> anyhow::Result<Ws> {
+        self.connect_on(0, doc, durable_acks).await
+    }
+
+    /// Like [`Target::connect`], on node `i % nodes()`.
+    pub async fn connect_on(&self, i: usize, doc: &str, durable_acks: bool) -> anyhow::Result<Ws> {
         const CONNECT_PATIENCE: Duration = Duration::from_secs(120);
-        let url = self.url(doc, durable_acks);
+        let node = &self.nodes[i % self.nodes.len()];
+        let url = doc_url(&node.base, doc, durable_acks);
         let started = Instant::now();
         loop {
             let mut req = url.as_str().into_client_request()?;
-            req.headers_mut().insert("Origin", self.origin.parse()?);
+            req.headers_mut().insert("Origin", node.origin.parse()?);
             if let Some(a) = &self.account {
                 req.headers_mut().insert("Cookie", a.cookie.parse()?);
             }

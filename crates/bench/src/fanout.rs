@@ -62,9 +62,17 @@ pub struct FanoutArgs {
     pub server_pid: Option<u32>,
 }
 
+/// The node (index into `--url`) of client `c` of document `d`: all clients
+/// round-robin, so one document's clients, writers included, are spread.
+fn node_of(args: &FanoutArgs, d: usize, c: usize, nodes: usize) -> usize {
+    (d * args.clients + c) % nodes.max(1)
+}
+
 /// One writer's keystrokes: scheduled send time per clock, on the run epoch.
 struct WriterLog {
     doc: usize,
+    /// Which `--url` the writer is connected to.
+    node: usize,
     /// Send time + 1 ns (0 = not sent), indexed by clock.
     sends: Vec<AtomicU64>,
 }
@@ -90,6 +98,9 @@ enum Phase {
 struct ClientResult {
     doc: usize,
     writer: bool,
+    /// Latencies of updates whose writer is on another node (only with
+    /// several `--url`s); also counted in `latencies`.
+    cross_node: Vec<u64>,
     text: String,
     latencies: Vec<u64>,
     ack_latencies: Vec<u64>,
@@ -113,16 +124,18 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     }
     let tag = run_tag();
     let per_writer = (args.rate * args.duration).ceil() as usize + 1;
+    let nodes = args.target.url.len();
     let mut writers = Vec::new();
     let mut by_client = HashMap::new();
     let mut ids = Vec::new();
     for d in 0..args.docs {
-        for _ in 0..args.writers {
+        for c in 0..args.writers {
             let id = ClientID::random();
             by_client.insert(id.get(), writers.len());
             ids.push(id);
             writers.push(WriterLog {
                 doc: d,
+                node: node_of(&args, d, c, nodes),
                 sends: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
             });
         }
@@ -153,6 +166,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
                 target.clone(),
                 doc_name(&tag, d),
                 d,
+                node_of(&args, d, c, nodes),
                 writer,
                 client_id,
                 ready_tx.clone(),
@@ -223,6 +237,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     let (mut at_writers, mut at_readers) = (Vec::new(), Vec::new());
     let mut ack = Vec::new();
     let mut lag = Vec::new();
+    let mut cross = Vec::new();
     let (mut delivered, mut dups, mut reordered, mut unattributed) = (0, 0, 0, 0);
     let mut closes: HashMap<String, usize> = HashMap::new();
     let mut diverged_docs = Vec::new();
@@ -256,6 +271,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
             at_readers.extend_from_slice(&r.latencies);
         }
         lat.append(&mut r.latencies);
+        cross.append(&mut r.cross_node);
         ack.append(&mut r.ack_latencies);
         lag.append(&mut r.send_lag);
         delivered += r.delivered;
@@ -285,6 +301,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     // they receive (delayed ACKs), so their latency is reported apart.
     let latency_at_writers = Latency::from_nanos(&mut at_writers);
     let latency_at_readers = Latency::from_nanos(&mut at_readers);
+    let latency_cross_node = (nodes > 1).then(|| Latency::from_nanos(&mut cross));
     let ack_latency = (!ack.is_empty()).then(|| Latency::from_nanos(&mut ack));
     let send_lag = Latency::from_nanos(&mut lag);
     let offered = args.rate * total_writers as f64 * (args.clients - 1) as f64;
@@ -297,6 +314,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     let json = json!({
         "scenario": "fanout",
         "url": args.target.url,
+        "nodes": nodes,
         "docs": args.docs,
         "clients": args.clients,
         "writers": args.writers,
@@ -315,6 +333,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         "latency": latency,
         "latency_at_writers": latency_at_writers,
         "latency_at_readers": latency_at_readers,
+        "latency_cross_node": latency_cross_node,
         "ack_latency": ack_latency,
         "send_lag": send_lag,
         "closed": closes,
@@ -350,6 +369,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
             stats::fmt_latency(&latency_at_writers),
         ),
     ];
+    if let Some(c) = &latency_cross_node {
+        rows.push((format!("  across nodes ({nodes})"), stats::fmt_latency(c)));
+    }
     if let Some(a) = &ack_latency {
         rows.push(("ack latency".into(), stats::fmt_latency(a)));
     }
@@ -396,6 +418,7 @@ async fn client_task(
     target: Arc<Target>,
     doc_id: String,
     doc: usize,
+    node: usize,
     writer: Option<usize>,
     client_id: ClientID,
     ready: mpsc::Sender<anyhow::Result<()>>,
@@ -409,7 +432,7 @@ async fn client_task(
     let replica = Replica::new(client_id);
     let connected = async {
         let acks = writer.is_some() && !args.no_acks;
-        let mut ws = target.connect(&doc_id, acks).await?;
+        let mut ws = target.connect_on(node, &doc_id, acks).await?;
         let hs = client::sync(&mut ws, &replica).await?;
         anyhow::Ok((ws, hs))
     }
@@ -477,7 +500,11 @@ async fn client_task(
                                         Some(m) if k < m => out.reordered += 1,
                                         _ => max_seen[w] = Some(k),
                                     }
-                                    out.latencies.push(now.saturating_sub(sent - 1));
+                                    let latency = now.saturating_sub(sent - 1);
+                                    out.latencies.push(latency);
+                                    if shared.writers[w].node != node {
+                                        out.cross_node.push(latency);
+                                    }
                                     out.delivered += 1;
                                     shared.delivered.fetch_add(1, Ordering::AcqRel);
                                     shared.last_delivery.fetch_max(now, Ordering::AcqRel);

@@ -268,7 +268,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<bool> {
 
     let json = json!({
         "scenario": "trace",
-        "url": args.target.url,
+        "url": args.target.url[0],
         "doc": doc,
         "trace": args.trace.display().to_string(),
         "txns": total,

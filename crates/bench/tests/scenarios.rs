@@ -21,7 +21,7 @@ async fn fanout_through_the_null_server_delivers_everything() {
     tokio::spawn(null_server::serve(listener));
     let args = fanout::FanoutArgs {
         target: TargetArgs {
-            url: format!("ws://{addr}/ws"),
+            url: vec![format!("ws://{addr}/ws")],
             account: None,
         },
         docs: 2,
@@ -84,7 +84,7 @@ async fn trace_with_astral_characters_replays_exactly_through_quire() {
     // document through the API, then connects with the cookie.
     let args = trace::TraceArgs {
         target: TargetArgs {
-            url: format!("ws://{addr}/ws"),
+            url: vec![format!("ws://{addr}/ws")],
             account: Some("bench@quire.test:bench-password".into()),
         },
         trace: path,

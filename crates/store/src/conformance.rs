@@ -95,6 +95,7 @@ macro_rules! doc_store_conformance {
             seqs_continue_after_compaction,
             concurrent_appends_are_gap_free,
             opposing_batches_do_not_deadlock,
+            large_batch_keeps_every_row,
             tail_readers_never_skip_rows,
             compaction_racing_appends_loses_no_row,
             concurrent_compactions_have_one_winner,
@@ -251,6 +252,23 @@ pub async fn batch_spans_documents(h: &dyn Harness) {
         tail_data(&store.load(&c).await.expect("load")),
         vec!["c1", "c2"]
     );
+}
+
+/// A batch as large as a busy group commit (backends may split it into
+/// several statements) keeps batch order and every byte.
+pub async fn large_batch_keeps_every_row(h: &dyn Harness) {
+    let store = h.open().await;
+    let docs = [doc("big-a"), doc("big-b"), doc("big-c")];
+    let batch: Vec<Append> = (0..1_234)
+        .map(|i| append(&docs[i % 3], &format!("u{i}")))
+        .collect();
+    let got = store.append(&batch).await.expect("append");
+    let expected: Vec<Seq> = (0..1_234).map(|i| Seq((i / 3 + 1) as i64)).collect();
+    assert_eq!(got, expected);
+    for (k, d) in docs.iter().enumerate() {
+        let want: Vec<String> = (k..1_234).step_by(3).map(|i| format!("u{i}")).collect();
+        assert_eq!(tail_data(&store.load(d).await.expect("load")), want);
+    }
 }
 
 pub async fn unknown_document_loads_empty(h: &dyn Harness) {

@@ -13,8 +13,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use quire_types::{DocId, Seq, UnixMillis};
+use sqlx::QueryBuilder;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::common::{self, GroupedBatch, QueryCounter};
@@ -22,6 +24,10 @@ use crate::{
     Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, StoreError, StoreResult,
     StoredDoc,
 };
+
+/// Rows per multi-row `INSERT` into `updates`: three bound parameters each,
+/// well under SQLite's limit (32,766 since 3.32; sqlx bundles a newer one).
+const ROWS_PER_INSERT: usize = 500;
 
 /// Tuning for [`SqliteStore::open`].
 #[derive(Debug, Clone)]
@@ -167,6 +173,7 @@ impl DocStore for SqliteStore {
         let grouped = GroupedBatch::new(batch);
         let now = UnixMillis::now().0;
         let mut seqs = vec![Seq(0); batch.len()];
+        let mut rows = Vec::with_capacity(batch.len());
         let mut tx = self.begin_write().await?;
         for (doc, positions) in &grouped.docs {
             // Reserves positions.len() numbers in one statement: a new
@@ -188,16 +195,23 @@ impl DocStore for SqliteStore {
             .await
             .map_err(map_err)?;
             for (pos, seq) in GroupedBatch::seqs_ending_at(positions, last_seq) {
-                self.queries.add(1);
-                sqlx::query("INSERT INTO updates (doc_id, seq, data) VALUES ($1, $2, $3)")
-                    .bind(doc.as_str())
-                    .bind(seq.0)
-                    .bind(batch[pos].update.as_ref())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                rows.push((doc, seq, pos));
                 seqs[pos] = seq;
             }
+        }
+        // Multi-row INSERTs: each statement is a round trip to sqlx's SQLite
+        // worker thread, so one per row made a large batch cost hundreds of
+        // thread hand-offs. Chunked under SQLite's bound-parameter limit.
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            self.queries.add(1);
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO updates (doc_id, seq, data) ");
+            insert.push_values(chunk, |mut row, &(doc, seq, pos)| {
+                row.push_bind(doc.as_str())
+                    .push_bind(seq.0)
+                    .push_bind(batch[pos].update.as_ref());
+            });
+            insert.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         self.commit(tx).await?;
         Ok(seqs)

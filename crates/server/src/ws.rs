@@ -31,6 +31,12 @@ use crate::error::ApiError;
 /// bursts, without holding back a lone update.
 const WRITE_BATCH: usize = 64;
 
+/// tungstenite's read buffer per socket. Its default, 128 KiB, is zeroed in
+/// full before each read, so every socket, even an idle one, kept 128 KiB
+/// resident and every read paid a 128 KiB memset. Sync frames are tens of
+/// bytes; a larger frame grows the buffer to its own size while it is read.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
     /// `quire=1` opts in to the durable-ack extension.
@@ -62,6 +68,7 @@ pub async fn sync_socket(
         // oversized frame with a proper code instead of a broken connection.
         .max_message_size(limit.saturating_add(64 * 1024))
         .max_frame_size(limit.saturating_add(64 * 1024))
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| pump(socket, session, limit, ping))
 }
 

@@ -23,6 +23,7 @@ async fn fanout_through_the_null_server_delivers_everything() {
         target: TargetArgs {
             url: vec![format!("ws://{addr}/ws")],
             account: None,
+            dialect: Default::default(),
         },
         docs: 2,
         clients: 3,
@@ -86,6 +87,7 @@ async fn trace_with_astral_characters_replays_exactly_through_quire() {
         target: TargetArgs {
             url: vec![format!("ws://{addr}/ws")],
             account: Some("bench@quire.test:bench-password".into()),
+            dialect: Default::default(),
         },
         trace: path,
         window: 4,

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::ClientID;
 
 use crate::client::{self, Closed, Replica, Target, TargetArgs};
-use crate::stats::{self, Epoch, Latency, PhaseMeter};
+use crate::stats::{self, Epoch, Latency, PhaseMeter, PhaseUsage};
 use crate::trace::run_tag;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -98,6 +98,8 @@ enum Phase {
 struct ClientResult {
     doc: usize,
     writer: bool,
+    /// Whether `text` is a replica's (else only deliveries were counted).
+    replica: bool,
     /// Latencies of updates whose writer is on another node (only with
     /// several `--url`s); also counted in `latencies`.
     cross_node: Vec<u64>,
@@ -112,17 +114,97 @@ struct ClientResult {
     closed: Option<Closed>,
 }
 
-#[derive(Debug, Serialize)]
-struct Closes {
-    code: String,
-    count: usize,
+#[derive(Debug, Clone, Serialize)]
+pub struct Closes {
+    pub code: String,
+    pub count: usize,
 }
 
+/// How a scenario built on the fan-out runs it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `"scenario"` in the JSON line (and the documents' names).
+    pub scenario: &'static str,
+    /// Clients that do not type apply every update they receive to a yrs
+    /// replica, and convergence compares their texts. Without, a reader only
+    /// attributes each update by its `(client, clock)` header (no yrs decode
+    /// on the read path, so the generator spends its CPU on sockets) and a
+    /// reader converges when it received every update of its document: the
+    /// CRDT's state is a function of the set of updates, and the server
+    /// check still syncs a real replica. Writers always keep one.
+    pub reader_replicas: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            scenario: "fanout",
+            reader_replicas: true,
+        }
+    }
+}
+
+/// One run's figures, its JSON line and its table (not yet printed).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub json: serde_json::Value,
+    pub rows: Vec<(String, String)>,
+    pub ok: bool,
+    pub sent: u64,
+    pub expected: u64,
+    /// Unique deliveries.
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub delivered_per_sec: f64,
+    pub offered_per_sec: f64,
+    pub latency: Latency,
+    pub send_lag: Latency,
+    /// Sockets the server closed (or that broke), by close code.
+    pub closed: Vec<Closes>,
+    pub converged: bool,
+    pub usage: PhaseUsage,
+}
+
+impl Outcome {
+    pub fn closed_sockets(&self) -> usize {
+        self.closed.iter().map(|c| c.count).sum()
+    }
+}
+
+/// `fanout` as a command: one run, its JSON line on stdout and table on
+/// stderr.
 pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
+    run_as(args, Options::default()).await
+}
+
+/// A fan-out run printed under another scenario's name.
+pub async fn run_as(args: FanoutArgs, opts: Options) -> anyhow::Result<bool> {
+    let target = Arc::new(args.target.target().await?);
+    let o = measure(&args, target, &opts).await?;
+    stats::emit(&o.json, &o.rows);
+    Ok(o.ok)
+}
+
+/// Distinguishes the documents of several runs in one process.
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// One fan-out run against `target` (signed in once by the caller, so a
+/// scenario made of several runs does not sign in for each); prints nothing.
+pub async fn measure(
+    args: &FanoutArgs,
+    target: Arc<Target>,
+    opts: &Options,
+) -> anyhow::Result<Outcome> {
     if args.writers > args.clients || args.docs == 0 || args.clients < 2 || args.rate <= 0.0 {
         bail!("need docs ≥ 1, clients ≥ 2, writers ≤ clients and rate > 0");
     }
-    let tag = run_tag();
+    let tag = format!(
+        "{}-{}-{}",
+        opts.scenario,
+        run_tag(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     let per_writer = (args.rate * args.duration).ceil() as usize + 1;
     let nodes = args.target.url.len();
     let mut writers = Vec::new();
@@ -135,7 +217,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
             ids.push(id);
             writers.push(WriterLog {
                 doc: d,
-                node: node_of(&args, d, c, nodes),
+                node: node_of(args, d, c, nodes),
                 sends: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
             });
         }
@@ -149,7 +231,6 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         writers_done: AtomicUsize::new(0),
         last_delivery: AtomicU64::new(0),
     });
-    let target = Arc::new(args.target.target().await?);
     for d in 0..args.docs {
         target.prepare(&doc_name(&tag, d)).await?;
     }
@@ -166,7 +247,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
                 target.clone(),
                 doc_name(&tag, d),
                 d,
-                node_of(&args, d, c, nodes),
+                node_of(args, d, c, nodes),
+                writer.is_some() || opts.reader_replicas,
                 writer,
                 client_id,
                 ready_tx.clone(),
@@ -258,8 +340,15 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
                     .count()
             })
             .sum();
+        // A reader without a replica converges when it has every update.
         let converged = reference.is_some_and(|t| t.chars().count() == doc_sent)
-            && live.iter().all(|r| Some(r.text.as_str()) == reference);
+            && live.iter().all(|r| {
+                if r.replica {
+                    Some(r.text.as_str()) == reference
+                } else {
+                    r.delivered - r.duplicates == doc_sent as u64
+                }
+            });
         if !converged {
             diverged_docs.push(d);
         }
@@ -312,7 +401,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     let ok = lost == 0 && diverged_docs.is_empty() && closes.is_empty();
 
     let json = json!({
-        "scenario": "fanout",
+        "scenario": opts.scenario,
         "url": args.target.url,
         "nodes": nodes,
         "docs": args.docs,
@@ -340,6 +429,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         "converged": diverged_docs.is_empty(),
         "diverged_docs": diverged_docs,
         "server_checked": !args.skip_server_check,
+        "reader_replicas": opts.reader_replicas,
         "usage": usage,
         "ok": ok,
     });
@@ -347,8 +437,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         (
             "scenario".into(),
             format!(
-                "fanout {} docs × {} clients, {} writers/doc at {} keys/s, {} s",
-                args.docs, args.clients, args.writers, args.rate, args.duration
+                "{} {} docs × {} clients, {} writers/doc at {} keys/s, {} s",
+                opts.scenario, args.docs, args.clients, args.writers, args.rate, args.duration
             ),
         ),
         ("sent".into(), format!("{sent} keystrokes")),
@@ -403,8 +493,23 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         ));
     }
     stats::fmt_usage(&mut rows, &usage);
-    stats::emit(&json, &rows);
-    Ok(ok)
+    Ok(Outcome {
+        json,
+        rows,
+        ok,
+        sent,
+        expected,
+        delivered: unique,
+        lost,
+        duplicates: dups,
+        delivered_per_sec: unique as f64 / span,
+        offered_per_sec: offered,
+        latency,
+        send_lag,
+        closed: closes,
+        converged: diverged_docs.is_empty(),
+        usage,
+    })
 }
 
 fn doc_name(tag: &str, d: usize) -> String {
@@ -419,6 +524,7 @@ async fn client_task(
     doc_id: String,
     doc: usize,
     node: usize,
+    keep_replica: bool,
     writer: Option<usize>,
     client_id: ClientID,
     ready: mpsc::Sender<anyhow::Result<()>>,
@@ -427,6 +533,7 @@ async fn client_task(
     let mut out = ClientResult {
         doc,
         writer: writer.is_some(),
+        replica: keep_replica,
         ..ClientResult::default()
     };
     let replica = Replica::new(client_id);
@@ -512,7 +619,7 @@ async fn client_task(
                             }
                             None => out.unattributed += 1,
                         }
-                        if let Err(e) = replica.apply(u) {
+                        if keep_replica && let Err(e) = replica.apply(u) {
                             out.closed = Some(Closed::Broken(format!("bad update from server: {e}")));
                             break;
                         }

@@ -6,8 +6,11 @@
 //! on stderr, and returns whether its correctness checks passed.
 
 pub mod account;
+pub mod burst;
 pub mod client;
 pub mod fanout;
+pub mod hot_document;
 pub mod null_server;
+pub mod saturate;
 pub mod stats;
 pub mod trace;

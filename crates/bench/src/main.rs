@@ -1,7 +1,7 @@
 //! `quire-bench`: the command line over the scenarios in the library.
 
 use clap::{Parser, Subcommand};
-use quire_bench::{fanout, null_server, trace};
+use quire_bench::{burst, fanout, hot_document, null_server, saturate, trace};
 
 /// Load generator for y-websocket servers (Quire and its peers).
 #[derive(Debug, Parser)]
@@ -25,6 +25,14 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// A relay with no CRDT and no storage: the ceiling of this machine.
     NullServer(null_server::NullServerArgs),
+    /// The fan-out at a rate raised step by step until p99 passes the limit:
+    /// the highest delivered updates/s under it.
+    Saturate(saturate::SaturateArgs),
+    /// One document, 200 clients, 20 typing: the single-document ceiling.
+    HotDocument(hot_document::HotDocumentArgs),
+    /// One writer sends N keystrokes at once; a slow observer must end with
+    /// the same text (reconnecting and resyncing if the server closes it).
+    Burst(burst::BurstArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +47,9 @@ fn main() -> anyhow::Result<()> {
             Command::Trace(a) => trace::run(a).await,
             Command::Fanout(a) => fanout::run(a).await,
             Command::NullServer(a) => null_server::run(a).await,
+            Command::Saturate(a) => saturate::run(a).await,
+            Command::HotDocument(a) => hot_document::run(a).await,
+            Command::Burst(a) => burst::run(a).await,
         }
     })?;
     if !ok {

@@ -24,7 +24,7 @@ pub async fn run(args: HotDocumentArgs) -> anyhow::Result<bool> {
         args.fanout,
         Options {
             scenario: "hot-document",
-            reader_replicas: true,
+            replicas: true,
         },
     )
     .await

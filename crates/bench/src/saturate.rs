@@ -8,9 +8,10 @@
 //! point the figures are the generator's, not the server's. Each step reports
 //! the generator's CPU so a run can be checked for it.
 //!
-//! By default readers do not keep a yrs replica (see
-//! [`Options::reader_replicas`]): each delivery costs the generator one frame
-//! read and a header parse, so one generator core outruns one server core.
+//! By default clients do not keep a yrs replica (see [`Options::replicas`]):
+//! each delivery costs the generator one frame read and a header parse, and
+//! each keystroke one append to the writer's own text, so one generator core
+//! outruns one server core.
 
 use std::sync::Arc;
 
@@ -49,10 +50,10 @@ pub struct SaturateArgs {
     /// generator-bound: the climb stops there without blaming the server.
     #[arg(long, default_value_t = 10.0)]
     pub max_send_lag_ms: f64,
-    /// Readers apply every update to a yrs replica (costs the generator a
+    /// Clients apply every update to a yrs replica (costs the generator a
     /// CRDT decode per delivery; the fan-out does this).
     #[arg(long)]
-    pub reader_replicas: bool,
+    pub replicas: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,7 +131,7 @@ pub async fn run(args: SaturateArgs) -> anyhow::Result<bool> {
     let target = Arc::new(args.fanout.target.target().await?);
     let opts = Options {
         scenario: "saturate",
-        reader_replicas: args.reader_replicas,
+        replicas: args.replicas,
     };
     let mut steps: Vec<Step> = Vec::new();
     let mut stopped_because = String::from("max_steps");
@@ -180,7 +181,7 @@ pub async fn run(args: SaturateArgs) -> anyhow::Result<bool> {
         "step_duration_s": args.step_duration,
         "p99_limit_ms": args.p99_limit_ms,
         "max_send_lag_ms": args.max_send_lag_ms,
-        "reader_replicas": args.reader_replicas,
+        "replicas": args.replicas,
         "best": best,
         "stopped_because": stopped_because,
         "steps": steps,

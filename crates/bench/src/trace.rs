@@ -351,7 +351,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-struct Written {
+pub struct Written {
     all_acked_at: Option<Instant>,
     ack_latency: Option<Latency>,
 }
@@ -359,7 +359,7 @@ struct Written {
 /// Sends every frame, keeping at most `window` in flight, then (with acks)
 /// waits until all are durable.
 #[allow(clippy::too_many_arguments)]
-async fn write(
+pub async fn write(
     ws: &mut Ws,
     frames: &[Bytes],
     args: &TraceArgs,

@@ -8,6 +8,8 @@
 pub mod account;
 pub mod burst;
 pub mod client;
+pub mod coldload;
+pub mod connections;
 pub mod fanout;
 pub mod hot_document;
 pub mod null_server;

@@ -1,7 +1,9 @@
 //! `quire-bench`: the command line over the scenarios in the library.
 
 use clap::{Parser, Subcommand};
-use quire_bench::{burst, fanout, hot_document, null_server, saturate, trace};
+use quire_bench::{
+    burst, coldload, connections, fanout, hot_document, null_server, saturate, trace,
+};
 
 /// Load generator for y-websocket servers (Quire and its peers).
 #[derive(Debug, Parser)]
@@ -25,6 +27,12 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// A relay with no CRDT and no storage: the ceiling of this machine.
     NullServer(null_server::NullServerArgs),
+    /// N idle connections (each on its own document, or all on one): the
+    /// server's RSS per connection.
+    Connections(connections::ConnectionsArgs),
+    /// Connect → synced for large stored documents after a restart
+    /// (`populate`, restart the server, `measure`).
+    Coldload(coldload::ColdloadArgs),
     /// The fan-out at a rate raised step by step until p99 passes the limit:
     /// the highest delivered updates/s under it.
     Saturate(saturate::SaturateArgs),
@@ -47,6 +55,8 @@ fn main() -> anyhow::Result<()> {
             Command::Trace(a) => trace::run(a).await,
             Command::Fanout(a) => fanout::run(a).await,
             Command::NullServer(a) => null_server::run(a).await,
+            Command::Connections(a) => connections::run(a).await,
+            Command::Coldload(a) => coldload::run(a).await,
             Command::Saturate(a) => saturate::run(a).await,
             Command::HotDocument(a) => hot_document::run(a).await,
             Command::Burst(a) => burst::run(a).await,

@@ -602,6 +602,10 @@ async fn client_task(
                 match Message::decode(&frame) {
                     Ok(Message::Sync(SyncMessage::Update(u))) => {
                         match client::first_item_id(u).and_then(|(c, k)| shared.by_client.get(&c).map(|&w| (w, k))) {
+                            // Our own keystroke echoed back (the y-websocket
+                            // reference server and Hocuspocus send an update
+                            // to its author too): not a delivery.
+                            Some((w, _)) if Some(w) == writer => {}
                             Some((w, k)) => {
                                 let sent = shared.writers[w].sends.get(k as usize).map_or(0, |s| s.load(Ordering::Acquire));
                                 if sent == 0 {

@@ -333,7 +333,7 @@ pub async fn measure(
         let live: Vec<&&ClientResult> = texts.iter().filter(|r| r.closed.is_none()).collect();
         let reference = server_text
             .as_deref()
-            .or(live.first().map(|r| r.text.as_str()));
+            .or(live.iter().find(|r| r.replica).map(|r| r.text.as_str()));
         let doc_sent: usize = shared
             .writers
             .iter()
@@ -346,7 +346,10 @@ pub async fn measure(
             })
             .sum();
         // A client without a replica converges when it has every update.
-        let converged = reference.is_some_and(|t| t.chars().count() == doc_sent)
+        // Without a text to compare (no server check, no replicas) the
+        // counts below are the whole check.
+        let no_text = reference.is_none() && !live.iter().any(|r| r.replica);
+        let converged = (no_text || reference.is_some_and(|t| t.chars().count() == doc_sent))
             && live.iter().all(|r| {
                 if r.replica {
                     Some(r.text.as_str()) == reference

@@ -82,7 +82,8 @@ async fn null_server() -> String {
     format!("ws://{addr}/ws")
 }
 
-/// Two steps of one second; limits generous enough for a loaded test
+/// Two steps of one second, two writers per document (so no client's own
+/// text is the document's); limits generous enough for a loaded test
 /// machine, since only the verdict is checked.
 const TINY_SATURATE: &[&str] = &[
     "--docs",
@@ -90,7 +91,7 @@ const TINY_SATURATE: &[&str] = &[
     "--clients",
     "4",
     "--writers",
-    "1",
+    "2",
     "--start-rate",
     "20",
     "--factor",

@@ -156,7 +156,7 @@ const note = (text) => {
 function figure(kase, row, server) {
   const rec = get(kase, server)
   if (!rec) return { cell: '' }
-  if (rec.na) return { cell: `n/a${note(`${NAMES[server]}, ${kase}: ${rec.na}`)}` }
+  if (rec.na) return { cell: `n/a${note(`${kase}: ${rec.na}`)}` }
   if (!rec.result) {
     return { cell: `failed${note(`${NAMES[server]}, ${kase}: exit ${rec.exit_code}: ${rec.error ?? 'no JSON line'}`)}` }
   }

@@ -13,8 +13,8 @@
 //! observer: there the run passes only if the observer was never closed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -31,7 +31,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{ClientID, ReadTxn, Transact, Update};
 
 use crate::account::{Account, origin_of};
-use crate::client::{Closed, Replica, Target, TargetArgs, doc_url};
+use crate::client::{Closed, Replica, Target, TargetArgs, doc_url, first_item_id};
 use crate::stats::{self, PhaseMeter};
 use crate::trace::{self, run_tag};
 
@@ -125,6 +125,13 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
             Some(sv.get(&writer_id)).filter(|&c| c > 0)
         })
         .unwrap_or(0);
+    // The first clock of the writer's last insert: the observer only
+    // compares texts once an update at or past it arrives.
+    let last_start = updates
+        .iter()
+        .rev()
+        .find_map(|u| first_item_id(u).filter(|&(c, _)| c == writer_id.get()))
+        .map_or(0, |(_, k)| k);
     let frames: Vec<Bytes> = updates.iter().map(|u| encode_update(u)).collect();
     drop(updates);
     let keystrokes = frames.len();
@@ -173,6 +180,7 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
             replica,
             writer_id,
             target_clock,
+            last_start,
             want,
             delay,
             timeout,
@@ -195,13 +203,16 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
         .context("writer handshake")?;
     let (mut sink, mut stream) = ws.split();
     let durable = Arc::new(AtomicU64::new(0));
-    let all_durable = Arc::new(tokio::sync::Notify::new());
+    let durable_at = Arc::new(OnceLock::<Instant>::new());
+    // Wakes the wait for acks: everything durable, or the reader ended.
+    let acked_or_ended = Arc::new(tokio::sync::Notify::new());
     let base = hs.update_messages_sent;
     let total = keystrokes as u64;
     // Reads what the server sends the writer (acks) while it writes, so a
     // server never finds the writer's queue full.
     let reader = {
-        let (durable, all_durable) = (durable.clone(), all_durable.clone());
+        let (durable, durable_at, wake) =
+            (durable.clone(), durable_at.clone(), acked_or_ended.clone());
         tokio::spawn(async move {
             loop {
                 match next_binary(&mut stream).await {
@@ -210,11 +221,15 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
                             let n = d.saturating_sub(base);
                             durable.fetch_max(n, Ordering::AcqRel);
                             if n >= total {
-                                all_durable.notify_one();
+                                let _ = durable_at.set(Instant::now());
+                                wake.notify_one();
                             }
                         }
                     }
-                    Err(c) => return c,
+                    Err(c) => {
+                        wake.notify_one();
+                        return c;
+                    }
                 }
             }
         })
@@ -241,19 +256,15 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
         .await?
         .map_err(|_| anyhow::anyhow!("observer thread panicked"))??;
     let durable_s = if acks {
-        let left = (started + timeout).saturating_duration_since(Instant::now());
         let wait = async {
-            while durable.load(Ordering::Acquire) < total {
-                all_durable.notified().await;
+            while durable.load(Ordering::Acquire) < total && !reader.is_finished() {
+                acked_or_ended.notified().await;
             }
         };
-        // The reader also wakes the wait when it ends (the writer closed).
-        tokio::select! {
-            r = tokio::time::timeout(left, wait) => r.ok().map(|()| started.elapsed().as_secs_f64()),
-            _ = async { while !reader.is_finished() { tokio::time::sleep(Duration::from_millis(10)).await } } => {
-                (durable.load(Ordering::Acquire) >= total).then(|| started.elapsed().as_secs_f64())
-            }
-        }
+        let _ = tokio::time::timeout_at((started + timeout).into(), wait).await;
+        durable_at
+            .get()
+            .map(|t| t.duration_since(started).as_secs_f64())
     } else {
         None
     };
@@ -520,6 +531,7 @@ async fn observe(
     replica: Replica,
     writer: ClientID,
     clock: u32,
+    last_start: u64,
     want: String,
     delay: Duration,
     timeout: Duration,
@@ -580,12 +592,21 @@ async fn observe(
             std::thread::sleep(delay);
         }
         match Message::decode(&frame) {
-            Ok(Message::Sync(SyncMessage::Update(u) | SyncMessage::Step2(u))) => {
+            Ok(Message::Sync(m @ (SyncMessage::Update(u) | SyncMessage::Step2(u)))) => {
+                // Compare only once the writer's last inserts can be here: a
+                // step 2, an update without an insert of the writer's
+                // (deletes), or one whose first item is at or past the last
+                // insert's.
+                checked = match first_item_id(u) {
+                    Some((c, k)) if c == writer.get() && matches!(m, SyncMessage::Update(_)) => {
+                        k >= last_start
+                    }
+                    _ => true,
+                };
                 if let Err(e) = replica.apply(u) {
                     out.error = Some(format!("{e:#}"));
                     break;
                 }
-                checked = true;
             }
             Ok(_) => {}
             Err(e) => {

@@ -39,6 +39,7 @@ const FIGURES = {
       { id: 'send_lag', label: 'generator send lag p99 (ms)', get: (r) => r.send_lag?.p99_ms },
       { id: 'cpu', label: 'server CPU (% of its core)', get: (r) => r.usage?.server?.cpu_percent, better: 'lower' },
       { id: 'rss', label: 'server RSS after (MiB)', get: (r) => mib(r.usage?.server?.rss_after_kib), better: 'lower' },
+      { id: 'stall', label: 'machine CPU stall (% of the run; other load)', get: (r) => r.usage?.machine_cpu_stall_percent },
     ],
   },
   saturate: {
@@ -60,6 +61,7 @@ const FIGURES = {
       { id: 'lost', label: 'lost / duplicated', get: (r) => `${r.lost} / ${r.duplicates}` },
       { id: 'converged', label: 'converged', get: (r) => r.converged },
       { id: 'cpu', label: 'server CPU (% of its core)', get: (r) => r.usage?.server?.cpu_percent, better: 'lower' },
+      { id: 'stall', label: 'machine CPU stall (% of the run; other load)', get: (r) => r.usage?.machine_cpu_stall_percent },
     ],
   },
   'connections-spread': {
@@ -97,6 +99,7 @@ const FIGURES = {
       { id: 'p99', label: 'delivery p99 (ms)', get: (r) => r.delivery_latency?.p99_ms, better: 'lower' },
       { id: 'cpu', label: 'server CPU (s)', get: (r) => r.usage?.server?.cpu_seconds, better: 'lower' },
       { id: 'rss', label: 'server RSS after (MiB)', get: (r) => mib(r.usage?.server?.rss_after_kib), better: 'lower' },
+      { id: 'stall', label: 'machine CPU stall (% of the run; other load)', get: (r) => r.usage?.machine_cpu_stall_percent },
     ],
   },
   coldload: {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quire_store::{Append, DocStore, StoreError};
-use quire_types::DocId;
+use quire_types::{DocId, Seq};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -88,6 +88,15 @@ async fn run(
     }
 }
 
+/// One document's share of a committed batch. Its rows got consecutive
+/// sequence numbers ending at `last_seq` (see [`DocStore::append`]).
+struct PerDoc {
+    rows: usize,
+    bytes: usize,
+    last_seq: Seq,
+    reply: mpsc::UnboundedSender<DocCommand>,
+}
+
 async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
     let appends: Vec<Append> = batch
         .iter()
@@ -114,24 +123,35 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
 
     // One reply per document and batch, in order: the document counts its
     // committed appends.
-    let mut per_doc: HashMap<DocId, (usize, usize, mpsc::UnboundedSender<DocCommand>)> =
-        HashMap::new();
-    for req in batch.drain(..) {
-        let e = per_doc.entry(req.doc).or_insert((0, 0, req.reply));
-        e.0 += 1;
-        e.1 += req.update.len();
+    let mut per_doc: HashMap<DocId, PerDoc> = HashMap::new();
+    for (i, req) in batch.drain(..).enumerate() {
+        let e = per_doc.entry(req.doc).or_insert(PerDoc {
+            rows: 0,
+            bytes: 0,
+            last_seq: Seq(0),
+            reply: req.reply,
+        });
+        e.rows += 1;
+        e.bytes += req.update.len();
+        if let Ok(seqs) = &result {
+            e.last_seq = e.last_seq.max(seqs[i]);
+        }
     }
     match result {
         Ok(_) => {
             metrics::counter!(m::APPEND_ROWS_TOTAL).increment(appends.len() as u64);
-            for (_, (rows, bytes, reply)) in per_doc {
-                let _ = reply.send(DocCommand::Committed { rows, bytes });
+            for d in per_doc.into_values() {
+                let _ = d.reply.send(DocCommand::Committed {
+                    rows: d.rows,
+                    bytes: d.bytes,
+                    last_seq: d.last_seq,
+                });
             }
         }
         Err(e) => {
             tracing::error!(error = %e, rows = appends.len(), "append failed");
             metrics::counter!(m::APPEND_FAILURES_TOTAL).increment(1);
-            for (_, (rows, _, reply)) in per_doc {
+            for PerDoc { rows, reply, .. } in per_doc.into_values() {
                 let _ = reply.send(DocCommand::AppendFailed { rows });
             }
         }

@@ -1,15 +1,18 @@
 //! Compaction: merge a document's snapshot and log tail into a new snapshot.
 //!
-//! It reads from the store, not from the live document, so that rows other
-//! nodes appended (and this node may not have applied yet) are never left out
-//! of a snapshot that deletes them. The store's compare-and-swap on the
-//! snapshot base makes it idempotent and safe to race across nodes.
+//! On a cluster node it reads from the store, not from the live document, so
+//! that rows other nodes appended (and this node may not have applied yet)
+//! are never left out of a snapshot that deletes them. A sole writer
+//! ([`crate::HubConfig::sole_writer`]) knows its live document holds every
+//! row, and stores that document's encoding instead ([`store_snapshot`]): no log
+//! read, no replay into a fresh document. The store's compare-and-swap on the
+//! snapshot base makes both idempotent and safe to race.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use quire_store::{CompactOutcome, DocStore, Snapshot, StoredDoc};
-use quire_types::DocId;
+use quire_types::{DocId, Seq};
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact, Update};
 
@@ -17,6 +20,8 @@ use crate::metrics as m;
 
 #[derive(Debug)]
 pub(crate) struct CompactionResult {
+    /// The last log row the new snapshot covers.
+    pub upto: Seq,
     /// Rows and bytes the new snapshot covers (removed from the tail).
     pub rows: usize,
     pub bytes: usize,
@@ -67,6 +72,45 @@ pub(crate) async fn compact(
     })
     .await
     .map_err(|e| quire_store::StoreError::Backend(format!("compaction task failed: {e}")))?;
+    store_snapshot(
+        store,
+        id,
+        Replacement {
+            base,
+            upto,
+            rows,
+            bytes,
+            data,
+        },
+    )
+    .await
+}
+
+/// A new snapshot, holding every log row up to `upto`, and the tail it
+/// replaces.
+#[derive(Debug)]
+pub(crate) struct Replacement {
+    pub base: Option<Seq>,
+    pub upto: Seq,
+    pub rows: usize,
+    pub bytes: usize,
+    pub data: Vec<u8>,
+}
+
+/// Replaces the tail up to `new.upto` with `new.data`, unless another
+/// compaction got there first.
+pub(crate) async fn store_snapshot(
+    store: Arc<dyn DocStore>,
+    id: DocId,
+    new: Replacement,
+) -> Result<Option<CompactionResult>, quire_store::StoreError> {
+    let Replacement {
+        base,
+        upto,
+        rows,
+        bytes,
+        data,
+    } = new;
     let snapshot_bytes = data.len();
     let outcome = store
         .compact(
@@ -82,6 +126,7 @@ pub(crate) async fn compact(
         CompactOutcome::Compacted => {
             metrics::counter!(m::COMPACTIONS_TOTAL, "outcome" => "compacted").increment(1);
             Ok(Some(CompactionResult {
+                upto,
                 rows,
                 bytes,
                 snapshot_bytes,

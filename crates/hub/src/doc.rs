@@ -53,6 +53,9 @@ pub(crate) enum DocCommand {
     Committed {
         rows: usize,
         bytes: usize,
+        /// The sequence number of the last of those rows (they are
+        /// consecutive).
+        last_seq: Seq,
     },
     AppendFailed {
         rows: usize,
@@ -214,9 +217,17 @@ struct DocActor {
     /// Estimated stored size, for the document size limit.
     doc_bytes: usize,
     snapshot_bytes: usize,
+    /// The log row the stored snapshot covers up to (the compaction base).
+    snapshot_upto: Option<Seq>,
     tail_rows: usize,
     tail_bytes: usize,
     compacting: bool,
+    /// With a sole writer ([`HubConfig::sole_writer`]): every log row up to
+    /// this one is in the live document, because it was loaded or committed
+    /// here. `None` when that is not known (a cluster node, or a commit whose
+    /// rows did not follow on, e.g. from an earlier incarnation of this
+    /// document); compaction then re-reads the log.
+    live_upto: Option<Seq>,
     bus_sub: Subscription,
     /// Which bus messages were lost, and when to re-read the log for them.
     heals: HealTracker,
@@ -263,6 +274,7 @@ impl DocActor {
     ) -> Self {
         let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |s| s.data.len());
         let tail_bytes = stored.tail_bytes();
+        let live_upto = hub.config.sole_writer.then(|| stored.last_seq());
         DocActor {
             hub,
             id,
@@ -273,9 +285,11 @@ impl DocActor {
             committed: 0,
             doc_bytes: snapshot_bytes + tail_bytes,
             snapshot_bytes,
+            snapshot_upto: stored.snapshot.as_ref().map(|s| s.upto),
             tail_rows: stored.tail.len(),
             tail_bytes,
             compacting: false,
+            live_upto,
             bus_sub,
             heals: HealTracker::default(),
             healing: false,
@@ -382,8 +396,16 @@ impl DocActor {
                 Some(_) => self.remove_conn(conn),
                 None => {}
             },
-            DocCommand::Committed { rows, bytes } => {
+            DocCommand::Committed {
+                rows,
+                bytes,
+                last_seq,
+            } => {
                 self.committed += rows as u64;
+                self.live_upto = self
+                    .live_upto
+                    .filter(|upto| upto.0 + rows as i64 == last_seq.0)
+                    .map(|_| last_seq);
                 self.tail_rows += rows;
                 self.tail_bytes += bytes;
                 self.release_acks();
@@ -406,6 +428,7 @@ impl DocActor {
                 self.compacting = false;
                 match result {
                     Ok(Some(r)) => {
+                        self.snapshot_upto = Some(r.upto);
                         self.tail_rows = self.tail_rows.saturating_sub(r.rows);
                         self.tail_bytes = self.tail_bytes.saturating_sub(r.bytes);
                         self.snapshot_bytes = r.snapshot_bytes;
@@ -927,10 +950,34 @@ impl DocActor {
         let store = self.hub.store.clone();
         let id = self.id.clone();
         let reply = self.control_tx.clone();
-        self.hub.tracker.spawn(async move {
-            let r = compaction::compact(store, id).await;
-            let _ = reply.send(DocCommand::Compacted(r));
-        });
+        match self.live_upto {
+            // Everything up to `upto` is in the live document: encode it (no
+            // log read, no replay). Updates applied here but not committed
+            // yet may be in it too; they come again in the tail after `upto`,
+            // and applying an update twice changes nothing.
+            Some(upto) if self.snapshot_upto.is_none_or(|base| base < upto) => {
+                let live = compaction::Replacement {
+                    base: self.snapshot_upto,
+                    upto,
+                    rows: self.tail_rows,
+                    bytes: self.tail_bytes,
+                    data: self
+                        .doc
+                        .transact()
+                        .encode_state_as_update_v1(&StateVector::default()),
+                };
+                self.hub.tracker.spawn(async move {
+                    let r = compaction::store_snapshot(store, id, live).await;
+                    let _ = reply.send(DocCommand::Compacted(r));
+                });
+            }
+            _ => {
+                self.hub.tracker.spawn(async move {
+                    let r = compaction::compact(store, id).await;
+                    let _ = reply.send(DocCommand::Compacted(r));
+                });
+            }
+        }
     }
 
     /// Publishes to the other nodes; returns the message's counter.

@@ -63,6 +63,14 @@ pub struct HubConfig {
     /// Awareness client ids one session may own (a tab has one; a few allow
     /// several editors on one socket).
     pub max_awareness_clients_per_session: usize,
+    /// Only this hub appends to the store: one embedded node holding its data
+    /// folder's lock, or a PostgreSQL node holding the single-node claim.
+    /// Every log row then passed through this hub's live documents, so a
+    /// compaction encodes the live document instead of re-reading and
+    /// replaying the log. Never set it for a cluster node: a row another node
+    /// appended might be missing from the live document and so from the
+    /// snapshot that replaces it.
+    pub sole_writer: bool,
 }
 
 impl Default for HubConfig {
@@ -77,6 +85,7 @@ impl Default for HubConfig {
             idle_unload: Duration::from_secs(30),
             max_awareness_state_bytes: 16 * 1024,
             max_awareness_clients_per_session: 8,
+            sole_writer: false,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Everything that differs between one embedded node and a cluster node is
 //! decided here, once, at startup.
 
+use std::fs::{File, TryLockError};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -20,17 +22,64 @@ pub struct NodeInfo {
     pub store: &'static str,
     /// "local" or "redis".
     pub bus: &'static str,
+    /// No other process appends to this node's store (see
+    /// [`quire_hub::HubConfig::sole_writer`]): it holds its data folder's
+    /// lock (SQLite) or the single-node claim (PostgreSQL).
+    pub sole_writer: bool,
     /// Held for the node's lifetime: see [`PgStore::claim_node_role`].
     _role: Option<NodeRoleLock>,
+    /// Held for the node's lifetime: see [`lock_data_dir`].
+    _data_dir: Option<File>,
 }
 
 impl NodeInfo {
+    /// A node whose backends the caller chose; nothing is known of other
+    /// writers, so it is not a sole writer.
     pub fn new(id: NodeId, store: &'static str, bus: &'static str) -> Self {
         NodeInfo {
             id,
             store,
             bus,
+            sole_writer: false,
             _role: None,
+            _data_dir: None,
+        }
+    }
+
+    /// An embedded node that holds `lock`, from [`lock_data_dir`].
+    pub fn embedded(id: NodeId, lock: File) -> Self {
+        NodeInfo {
+            id,
+            store: "sqlite",
+            bus: "local",
+            sole_writer: true,
+            _role: None,
+            _data_dir: Some(lock),
+        }
+    }
+}
+
+/// Takes the data folder's lock (`quire.lock`, an advisory `flock` the OS
+/// releases when the process exits, however it exits), so that two `quire
+/// serve` on one folder fail at start instead of both writing its database.
+/// One-off commands such as `quire user add` do not take it.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("quire.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "another `quire serve` is using the data folder {}: stop it, or give this one another --data-dir",
+            dir.display()
+        ),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
         }
     }
 }
@@ -57,6 +106,10 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Backends> {
     let bus_config = config.bus_config()?;
     let id = node_id(config);
 
+    let data_dir_lock = match &store_config {
+        StoreConfig::Sqlite { .. } => Some(lock_data_dir(&config.data_dir)?),
+        StoreConfig::Postgres { .. } => None,
+    };
     let (store, pg): (Arc<dyn Store>, Option<PgStore>) = match &store_config {
         StoreConfig::Sqlite { path } => (Arc::new(open_sqlite(path).await?), None),
         StoreConfig::Postgres { url, schema } => {
@@ -91,7 +144,11 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Backends> {
             BusConfig::Local => "local",
             BusConfig::Redis { .. } => "redis",
         },
+        // SQLite behind the folder lock, or PostgreSQL under the single-node
+        // claim (which refuses any other node on the same schema).
+        sole_writer: matches!(bus_config, BusConfig::Local),
         _role: role,
+        _data_dir: data_dir_lock,
     };
     Ok(Backends { store, bus, node })
 }

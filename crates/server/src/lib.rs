@@ -58,12 +58,13 @@ pub struct AppState {
 impl AppState {
     /// The embedded configuration: SQLite in `config.data_dir`, in-process bus.
     pub async fn embedded(config: ServeConfig) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        let lock = backends::lock_data_dir(&config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&config.data_dir.join("quire.db"), SqliteOptions::default()).await?,
         );
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new().node(NodeId::generate()));
-        Self::new(config, store, bus)
+        let id = NodeId::generate();
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new().node(id.clone()));
+        Self::with_node(config, store, bus, NodeInfo::embedded(id, lock))
     }
 
     /// What the configuration asks for: embedded by default, PostgreSQL
@@ -91,7 +92,9 @@ impl AppState {
         let metrics = metrics::handle();
         metrics::node_info(&node);
         let auth_config = AuthConfig::from_serve(&config)?;
-        let hub = Hub::new(store.clone(), bus, config.hub_config());
+        let mut hub_config = config.hub_config();
+        hub_config.sole_writer = node.sole_writer;
+        let hub = Hub::new(store.clone(), bus, hub_config);
         Ok(AppState {
             hub,
             auth: store,

@@ -36,6 +36,10 @@ fn start(dir: &Path, port: u16) -> Proc {
         .args([
             "serve",
             "--insecure-fast-password-hashing",
+            // Compact often, so that kills also land around compactions
+            // (which, as the sole writer, encode the live document).
+            "--compact-after-updates",
+            "50",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",

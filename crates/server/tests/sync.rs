@@ -206,6 +206,30 @@ async fn graceful_shutdown_says_going_away_and_keeps_what_was_sent() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_the_same_data_folder_is_refused() {
+    if use_postgres() {
+        return; // PostgreSQL nodes have the single-node claim instead.
+    }
+    let server = TestServer::start().await;
+    let dir = server.data_dir.clone();
+    let mut config = quire_server::ServeConfig::defaults();
+    config.data_dir = dir.clone();
+    let err = quire_server::AppState::open(config)
+        .await
+        .err()
+        .expect("a second server on the folder is refused");
+    assert!(
+        err.to_string().contains("another `quire serve`"),
+        "unclear error: {err:#}"
+    );
+    // The lock goes with the server that held it.
+    let guard = server.stop().await;
+    let server = TestServer::start_in(&dir, |_| {}).await;
+    drop(server);
+    drop(guard);
+}
+
+#[tokio::test]
 async fn compaction_keeps_the_exact_state() {
     let server = TestServer::start_with(|c| c.compact_after_updates = 25).await;
     let dir = server.data_dir.clone();

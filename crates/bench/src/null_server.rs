@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -91,7 +92,12 @@ async fn connection(stream: TcpStream, rooms: Arc<Rooms>) -> anyhow::Result<()> 
         path = req.uri().path().to_string();
         Ok(resp)
     };
-    let ws = tokio_tungstenite::accept_hdr_async(stream, remember_path).await?;
+    // The same 2 KiB read buffer as Quire's sockets (crates/server/src/ws.rs):
+    // tungstenite zeroes its whole read buffer, 128 KiB by default, before
+    // every read.
+    let config = WebSocketConfig::default().read_buffer_size(2 << 10);
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, remember_path, Some(config))
+        .await?;
     let room = rooms
         .rooms
         .lock()

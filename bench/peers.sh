@@ -106,7 +106,10 @@ stop_pid() {
 free_port() {
     local i p
     for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 20000))
+        # Below the kernel's ephemeral range (32768+ here): thousands of
+        # generator sockets come and go there, and a port one of them still
+        # holds cannot be listened on.
+        p=$((10000 + RANDOM % 20000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0

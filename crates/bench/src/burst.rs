@@ -31,7 +31,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{ClientID, ReadTxn, Transact, Update};
 
 use crate::account::{Account, origin_of};
-use crate::client::{Closed, Replica, Target, TargetArgs, doc_url, first_item_id};
+use crate::client::{Closed, Replica, Target, TargetArgs, doc_url, first_item_id, next_frame};
 use crate::stats::{self, PhaseMeter};
 use crate::trace::{self, run_tag};
 
@@ -215,7 +215,7 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
             (durable.clone(), durable_at.clone(), acked_or_ended.clone());
         tokio::spawn(async move {
             loop {
-                match next_binary(&mut stream).await {
+                match next_frame(&mut stream).await {
                     Ok(f) => {
                         if let Ok(Message::Ack { durable: d }) = Message::decode(&f) {
                             let n = d.saturating_sub(base);
@@ -422,36 +422,6 @@ impl Dial {
     }
 }
 
-/// The next binary frame; pings and pongs are skipped.
-async fn next_binary<S>(ws: &mut S) -> Result<Bytes, Closed>
-where
-    S: Stream<Item = Result<WsMessage, WsError>> + Unpin + ?Sized,
-{
-    loop {
-        match ws.next().await {
-            Some(Ok(WsMessage::Binary(b))) => return Ok(b),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-            Some(Ok(WsMessage::Text(t))) => {
-                return Err(Closed::Broken(format!("unexpected text frame: {t}")));
-            }
-            Some(Ok(WsMessage::Close(cf))) => {
-                return Err(match cf {
-                    Some(cf) => Closed::ByServer {
-                        code: cf.code.into(),
-                        reason: cf.reason.to_string(),
-                    },
-                    None => Closed::ByServer {
-                        code: 1005,
-                        reason: String::new(),
-                    },
-                });
-            }
-            Some(Err(e)) => return Err(Closed::Broken(e.to_string())),
-            None => return Err(Closed::Broken("stream ended".into())),
-        }
-    }
-}
-
 /// The y-websocket handshake from an existing replica (a resync after a
 /// reconnect sends what it has, and receives what it lacks).
 async fn handshake(ws: &mut Box<dyn WsLike>, replica: &Replica) -> anyhow::Result<()> {
@@ -460,7 +430,7 @@ async fn handshake(ws: &mut Box<dyn WsLike>, replica: &Replica) -> anyhow::Resul
     )))
     .await?;
     loop {
-        let frame = next_binary(ws)
+        let frame = next_frame(ws)
             .await
             .map_err(|c| anyhow::anyhow!("during handshake: {c}"))?;
         match Message::decode(&frame).context("undecodable frame during handshake")? {
@@ -568,7 +538,7 @@ async fn observe(
             break;
         }
         checked = false;
-        let frame = match tokio::time::timeout_at(deadline, next_binary(&mut ws)).await {
+        let frame = match tokio::time::timeout_at(deadline, next_frame(&mut ws)).await {
             Err(_) => break,
             Ok(Ok(f)) => f,
             Ok(Err(closed)) => {

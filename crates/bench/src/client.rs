@@ -391,7 +391,7 @@ impl std::fmt::Display for Closed {
 /// read half of a split one.
 pub async fn next_frame<S>(ws: &mut S) -> Result<Bytes, Closed>
 where
-    S: Stream<Item = Result<WsMessage, WsError>> + Unpin,
+    S: Stream<Item = Result<WsMessage, WsError>> + Unpin + ?Sized,
 {
     loop {
         match ws.next().await {

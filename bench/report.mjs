@@ -211,7 +211,9 @@ const run = runs.at(-1)
 out.push('### Peer runner: all figures')
 out.push('')
 if (run) {
-  const v = run.versions ?? {}
+  // A re-run of Quire alone records no peer versions; the peers measured
+  // are those of the latest run that installed them.
+  const v = runs.findLast((r) => Object.keys(r.versions ?? {}).length)?.versions ?? {}
   out.push(
     `Run of ${run.started} (${run.quick ? '**quick mode: tiny loads, the figures mean nothing**' : 'full mode'}), ` +
       `commit \`${run.commit}\`${run.dirty ? ' + uncommitted changes' : ''}; ${run.cpus} × ${run.cpu}, ` +

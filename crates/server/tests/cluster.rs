@@ -223,15 +223,28 @@ async fn connect(url: &str) -> TestClient {
     c
 }
 
-/// Waits until every client holds exactly `expected`.
+/// Waits until every client holds exactly `expected`; on a timeout, says
+/// which numbers a client lacks or has in excess.
 async fn converge(clients: &mut [TestClient], expected: &BTreeSet<i64>) {
     for (i, c) in clients.iter_mut().enumerate() {
-        wait_until(
-            c,
-            &format!("client {i} converges on {} numbers", expected.len()),
-            |c| numbers(c) == *expected,
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while numbers(c) != *expected {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let have = numbers(c);
+                let missing: Vec<_> = expected.difference(&have).collect();
+                let extra: Vec<_> = have.difference(expected).collect();
+                panic!(
+                    "client {i} did not converge on {} numbers: missing {missing:?}, extra {extra:?}",
+                    expected.len()
+                );
+            }
+            let _ = tokio::time::timeout(
+                (deadline - now).min(Duration::from_millis(50)),
+                c.state.changed(),
+            )
+            .await;
+        }
     }
 }
 

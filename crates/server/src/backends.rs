@@ -6,6 +6,7 @@
 use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use quire_bus::{Bus, LocalBus, RedisBus, RedisBusOptions};
@@ -63,7 +64,11 @@ impl NodeInfo {
 /// releases when the process exits, however it exits), so that two `quire
 /// serve` on one folder fail at start instead of both writing its database.
 /// One-off commands such as `quire user add` do not take it.
-pub fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+///
+/// A holder that is on its way out (a server restarted within one process,
+/// whose last tasks are still dropping) gets two seconds to let go.
+pub async fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    const PATIENCE: Duration = Duration::from_secs(2);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("quire.lock");
     let file = File::options()
@@ -72,14 +77,20 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => anyhow::bail!(
-            "another `quire serve` is using the data folder {}: stop it, or give this one another --data-dir",
-            dir.display()
-        ),
-        Err(TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(TryLockError::WouldBlock) => anyhow::bail!(
+                "another `quire serve` is using the data folder {}: stop it, or give this one another --data-dir",
+                dir.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
         }
     }
 }
@@ -107,7 +118,7 @@ pub async fn open(config: &ServeConfig) -> anyhow::Result<Backends> {
     let id = node_id(config);
 
     let data_dir_lock = match &store_config {
-        StoreConfig::Sqlite { .. } => Some(lock_data_dir(&config.data_dir)?),
+        StoreConfig::Sqlite { .. } => Some(lock_data_dir(&config.data_dir).await?),
         StoreConfig::Postgres { .. } => None,
     };
     let (store, pg): (Arc<dyn Store>, Option<PgStore>) = match &store_config {

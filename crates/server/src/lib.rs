@@ -58,7 +58,7 @@ pub struct AppState {
 impl AppState {
     /// The embedded configuration: SQLite in `config.data_dir`, in-process bus.
     pub async fn embedded(config: ServeConfig) -> anyhow::Result<AppState> {
-        let lock = backends::lock_data_dir(&config.data_dir)?;
+        let lock = backends::lock_data_dir(&config.data_dir).await?;
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&config.data_dir.join("quire.db"), SqliteOptions::default()).await?,
         );
@@ -196,7 +196,11 @@ pub async fn serve(
         hub.shutdown().await;
     })
     .await?;
+    // Awaited, not only aborted: the task holds a clone of the state, and with
+    // it the data folder's lock, until it is dropped. A server started again
+    // in this process right after `serve` returns must find the lock free.
     housekeeping.abort();
+    let _ = housekeeping.await;
     Ok(())
 }
 

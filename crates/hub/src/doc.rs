@@ -950,13 +950,13 @@ impl DocActor {
         let store = self.hub.store.clone();
         let id = self.id.clone();
         let reply = self.control_tx.clone();
-        match self.live_upto {
-            // Everything up to `upto` is in the live document: encode it (no
-            // log read, no replay). Updates applied here but not committed
-            // yet may be in it too; they come again in the tail after `upto`,
-            // and applying an update twice changes nothing.
+        // Everything up to `upto` is in the live document: encode it (no log
+        // read, no replay). Updates applied here but not committed yet may be
+        // in it too; they come again in the tail after `upto`, and applying an
+        // update twice changes nothing. Otherwise rebuild from the store.
+        let live = match self.live_upto {
             Some(upto) if self.snapshot_upto.is_none_or(|base| base < upto) => {
-                let live = compaction::Replacement {
+                Some(compaction::Replacement {
                     base: self.snapshot_upto,
                     upto,
                     rows: self.tail_rows,
@@ -965,19 +965,17 @@ impl DocActor {
                         .doc
                         .transact()
                         .encode_state_as_update_v1(&StateVector::default()),
-                };
-                self.hub.tracker.spawn(async move {
-                    let r = compaction::store_snapshot(store, id, live).await;
-                    let _ = reply.send(DocCommand::Compacted(r));
-                });
+                })
             }
-            _ => {
-                self.hub.tracker.spawn(async move {
-                    let r = compaction::compact(store, id).await;
-                    let _ = reply.send(DocCommand::Compacted(r));
-                });
-            }
-        }
+            _ => None,
+        };
+        self.hub.tracker.spawn(async move {
+            let r = match live {
+                Some(new) => compaction::store_snapshot(store, id, new).await,
+                None => compaction::compact(store, id).await,
+            };
+            let _ = reply.send(DocCommand::Compacted(r));
+        });
     }
 
     /// Publishes to the other nodes; returns the message's counter.

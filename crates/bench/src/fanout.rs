@@ -75,6 +75,11 @@ struct WriterLog {
     node: usize,
     /// Send time + 1 ns (0 = not sent), indexed by clock.
     sends: Vec<AtomicU64>,
+    /// When each keystroke was due by the schedule, indexed by clock (set
+    /// with its send time): latency from here counts the generator's own lag
+    /// too, so a starved generator cannot hide a slow server (coordinated
+    /// omission).
+    due: Vec<AtomicU64>,
 }
 
 struct Shared {
@@ -107,6 +112,8 @@ struct ClientResult {
     cross_node: Vec<u64>,
     text: String,
     latencies: Vec<u64>,
+    /// Receipt minus the keystroke's scheduled send time.
+    from_schedule: Vec<u64>,
     ack_latencies: Vec<u64>,
     send_lag: Vec<u64>,
     delivered: u64,
@@ -164,6 +171,9 @@ pub struct Outcome {
     pub delivered_per_sec: f64,
     pub offered_per_sec: f64,
     pub latency: Latency,
+    /// Receipt minus scheduled send time: `latency` plus the generator's
+    /// lag behind its schedule.
+    pub latency_from_schedule: Latency,
     pub send_lag: Latency,
     /// Sockets the server closed (or that broke), by close code.
     pub closed: Vec<Closes>,
@@ -224,6 +234,7 @@ pub async fn measure(
                 doc: d,
                 node: node_of(args, d, c, nodes),
                 sends: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
+                due: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
             });
         }
     }
@@ -321,6 +332,7 @@ pub async fn measure(
     let sent: u64 = shared.sent.load(Ordering::Acquire);
     let expected = sent * (args.clients as u64 - 1);
     let mut lat = Vec::new();
+    let mut sched = Vec::new();
     let (mut at_writers, mut at_readers) = (Vec::new(), Vec::new());
     let mut ack = Vec::new();
     let mut lag = Vec::new();
@@ -368,6 +380,7 @@ pub async fn measure(
             at_readers.extend_from_slice(&r.latencies);
         }
         lat.append(&mut r.latencies);
+        sched.append(&mut r.from_schedule);
         cross.append(&mut r.cross_node);
         ack.append(&mut r.ack_latencies);
         lag.append(&mut r.send_lag);
@@ -394,6 +407,7 @@ pub async fn measure(
         .as_secs_f64()
         .max(1e-9);
     let latency = Latency::from_nanos(&mut lat);
+    let latency_from_schedule = Latency::from_nanos(&mut sched);
     // Writers also send, which changes how their TCP stack acknowledges what
     // they receive (delayed ACKs), so their latency is reported apart.
     let latency_at_writers = Latency::from_nanos(&mut at_writers);
@@ -428,6 +442,7 @@ pub async fn measure(
         "offered_deliveries_per_sec": offered,
         "delivered_per_sec": unique as f64 / span,
         "latency": latency,
+        "latency_from_schedule": latency_from_schedule,
         "latency_at_writers": latency_at_writers,
         "latency_at_readers": latency_at_readers,
         "latency_cross_node": latency_cross_node,
@@ -465,6 +480,10 @@ pub async fn measure(
         (
             "  at writers".into(),
             stats::fmt_latency(&latency_at_writers),
+        ),
+        (
+            "  from schedule".into(),
+            stats::fmt_latency(&latency_from_schedule),
         ),
     ];
     if let Some(c) = &latency_cross_node {
@@ -513,6 +532,7 @@ pub async fn measure(
         delivered_per_sec: unique as f64 / span,
         offered_per_sec: offered,
         latency,
+        latency_from_schedule,
         send_lag,
         closed: closes,
         converged: diverged_docs.is_empty(),
@@ -621,6 +641,8 @@ async fn client_task(
                                     }
                                     let latency = now.saturating_sub(sent - 1);
                                     out.latencies.push(latency);
+                                    let due = shared.writers[w].due[k as usize].load(Ordering::Acquire);
+                                    out.from_schedule.push(now.saturating_sub(due));
                                     if shared.writers[w].node != node {
                                         out.cross_node.push(latency);
                                     }
@@ -664,6 +686,7 @@ async fn client_task(
                 let update = replica.append(ch.encode_utf8(&mut [0; 4]));
                 let now = Instant::now();
                 let sent_at = epoch.nanos(now);
+                shared.writers[w].due[next_key].store(epoch.nanos(due), Ordering::Release);
                 shared.writers[w].sends[next_key].store(sent_at + 1, Ordering::Release);
                 shared.sent.fetch_add(1, Ordering::AcqRel);
                 out.send_lag.push(now.saturating_duration_since(due).as_nanos() as u64);

@@ -104,8 +104,6 @@ const TINY_SATURATE: &[&str] = &[
     "10",
     "--p99-limit-ms",
     "2000",
-    "--max-send-lag-ms",
-    "2000",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use session::{CloseCode, CloseFrame, Outgoing, Session, SessionInbound, SessionOutbound};
+pub use session::{
+    CloseCode, CloseFrame, InboundPermit, Offered, Outgoing, Session, SessionInbound,
+    SessionOutbound,
+};
 
 use crate::appender::Appender;
 use crate::doc::{DocCommand, DocHandle};

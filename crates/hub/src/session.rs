@@ -181,22 +181,71 @@ impl Session {
     }
 }
 
+/// What [`SessionInbound::offer`] did with a frame.
+#[derive(Debug)]
+pub enum Offered {
+    /// The document has it.
+    Taken,
+    /// The document's queue is full: hand the frame over once
+    /// [`SessionInbound::reserve`] gives room.
+    Busy(Bytes),
+    /// The document is gone.
+    Gone,
+}
+
+/// Room for one frame in the document's queue (see [`SessionInbound::reserve`]).
+pub struct InboundPermit<'a> {
+    permit: mpsc::Permit<'a, (ConnId, Bytes)>,
+    guard: &'a LeaveGuard,
+}
+
+impl InboundPermit<'_> {
+    pub fn send(self, frame: Bytes) {
+        self.permit.send((self.guard.conn, frame));
+        self.guard.frames_sent.fetch_add(1, Ordering::Release);
+    }
+}
+
 impl SessionInbound {
     /// Hands one received frame to the document. Waits when the document is
     /// busy, which pushes back on the client through TCP flow control.
     /// Returns `false` when the document is gone.
     pub async fn receive(&self, frame: Bytes) -> bool {
-        let ok = self
-            .guard
-            .handle
-            .frames
-            .send((self.guard.conn, frame))
-            .await
-            .is_ok();
-        if ok {
-            self.guard.frames_sent.fetch_add(1, Ordering::Release);
+        match self.offer(frame) {
+            Offered::Taken => true,
+            Offered::Gone => false,
+            Offered::Busy(frame) => match self.reserve().await {
+                Some(permit) => {
+                    permit.send(frame);
+                    true
+                }
+                None => false,
+            },
         }
-        ok
+    }
+
+    /// Hands one frame to the document if its queue has room, without
+    /// waiting.
+    pub fn offer(&self, frame: Bytes) -> Offered {
+        match self.guard.handle.frames.try_send((self.guard.conn, frame)) {
+            Ok(()) => {
+                self.guard.frames_sent.fetch_add(1, Ordering::Release);
+                Offered::Taken
+            }
+            Err(mpsc::error::TrySendError::Full((_, frame))) => Offered::Busy(frame),
+            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+        }
+    }
+
+    /// Waits for room for one frame in the document's queue (cancel-safe:
+    /// a transport can wait for it and for outgoing frames at once).
+    /// `None` when the document is gone.
+    pub async fn reserve(&self) -> Option<InboundPermit<'_>> {
+        let permit = self.guard.handle.frames.reserve().await.ok()?;
+        Some(InboundPermit {
+            permit,
+            guard: &self.guard,
+        })
     }
 }
 

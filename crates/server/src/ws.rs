@@ -18,8 +18,11 @@ use axum::extract::ws::{
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
-use quire_hub::{CloseCode, CloseFrame, JoinOptions, Outgoing, Principal, Session};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use quire_hub::{
+    CloseCode, CloseFrame, JoinOptions, Offered, Outgoing, Principal, Session, SessionOutbound,
+};
 use quire_types::DocId;
 use serde::Deserialize;
 
@@ -127,112 +130,140 @@ async fn admit(
     }
 }
 
-async fn pump(socket: WebSocket, session: Session, max_frame: usize, ping: Duration) {
-    let (mut sink, mut stream) = socket.split();
+/// One task per socket, reading and writing in one loop (no split halves,
+/// no second channel): an idle socket costs its buffers and this future.
+/// A frame the document has no room for yet is held while outgoing frames
+/// keep flowing, so a client that sends a burst still gets its acks.
+async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, ping: Duration) {
     let Session {
         inbound,
         mut outbound,
     } = session;
-    let (close_tx, mut close_rx) = tokio::sync::mpsc::channel::<CloseFrame>(1);
-
-    let writer = async {
-        let mut ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
-        loop {
-            let next = tokio::select! {
-                out = outbound.next() => out,
-                Some(cf) = close_rx.recv() => Outgoing::Close(cf),
-                _ = ping_timer.tick() => {
-                    if sink.send(WsMessage::Ping(Default::default())).await.is_err() { return; }
-                    continue;
+    let mut ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    let mut held: Option<Bytes> = None;
+    loop {
+        let step = tokio::select! {
+            out = outbound.next() => match out {
+                Outgoing::Frame(first) => write_batch(&mut socket, &mut outbound, first).await,
+                Outgoing::Close(cf) => Step::Close(cf),
+            },
+            permit = inbound.reserve(), if held.is_some() => match (permit, held.take()) {
+                (Some(p), Some(frame)) => {
+                    p.send(frame);
+                    Step::Continue
                 }
-            };
-            match next {
-                Outgoing::Frame(first) => {
-                    let mut bytes = first.len();
-                    if sink.feed(WsMessage::Binary(first)).await.is_err() {
-                        return;
+                _ => Step::Gone,
+            },
+            msg = socket.recv(), if held.is_none() => match read(msg, max_frame) {
+                Read::Frame(b) => match inbound.offer(b) {
+                    Offered::Taken => Step::Continue,
+                    Offered::Busy(b) => {
+                        held = Some(b);
+                        Step::Continue
                     }
-                    for _ in 1..WRITE_BATCH {
-                        let Some(f) = outbound.try_next_frame() else {
-                            break;
-                        };
-                        bytes += f.len();
-                        if sink.feed(WsMessage::Binary(f)).await.is_err() {
-                            return;
-                        }
-                    }
-                    metrics::counter!(crate::metrics::BYTES_OUT_TOTAL).increment(bytes as u64);
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
+                    Offered::Gone => Step::Gone,
+                },
+                Read::Ignore => Step::Continue,
+                Read::Refuse(code, reason) => {
+                    count_close(code);
+                    Step::Close(CloseFrame::new(code, reason))
                 }
-                Outgoing::Close(cf) => {
-                    let _ = sink
-                        .send(WsMessage::Close(Some(WsCloseFrame {
-                            code: cf.code.code(),
-                            reason: cf.reason.as_ref().into(),
-                        })))
-                        .await;
-                    return;
-                }
+                Read::Gone => Step::Gone,
+            },
+            _ = ping_timer.tick() => match socket.send(WsMessage::Ping(Default::default())).await {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Gone,
+            },
+        };
+        match step {
+            Step::Continue => {}
+            Step::Gone => return,
+            Step::Close(cf) => {
+                let frame = WsCloseFrame {
+                    code: cf.code.code(),
+                    reason: cf.reason.as_ref().into(),
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    socket.send(WsMessage::Close(Some(frame))),
+                )
+                .await;
+                return;
             }
-        }
-    };
-
-    let reader = async {
-        while let Some(msg) = stream.next().await {
-            match msg {
-                Ok(WsMessage::Binary(b)) => {
-                    metrics::counter!(crate::metrics::BYTES_IN_TOTAL).increment(b.len() as u64);
-                    if b.len() > max_frame {
-                        close(&close_tx, CloseCode::FrameTooLarge, "message too large").await;
-                        return;
-                    }
-                    if !inbound.receive(b).await {
-                        return;
-                    }
-                }
-                Ok(WsMessage::Text(_)) => {
-                    close(
-                        &close_tx,
-                        CloseCode::Malformed,
-                        "text frames are not part of the protocol",
-                    )
-                    .await;
-                    return;
-                }
-                Ok(WsMessage::Close(_)) => return,
-                Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
-                Err(e) => {
-                    // tungstenite reports a frame past its (slightly larger)
-                    // limit as a capacity error; anything else is a broken
-                    // connection nobody is left to tell.
-                    let text = e.to_string();
-                    if text.contains("too long") || text.contains("Space limit") {
-                        close(&close_tx, CloseCode::FrameTooLarge, "message too large").await;
-                    } else {
-                        tracing::debug!(error = %text, "websocket read failed");
-                    }
-                    return;
-                }
-            }
-        }
-    };
-
-    // The writer owns the close handshake; the reader ending (client gone)
-    // ends the session at once.
-    tokio::pin!(writer);
-    tokio::select! {
-        _ = &mut writer => {}
-        _ = reader => {
-            // Give the writer a moment to send a close we asked for.
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
         }
     }
 }
 
-async fn close(tx: &tokio::sync::mpsc::Sender<CloseFrame>, code: CloseCode, reason: &'static str) {
+enum Step {
+    Continue,
+    /// The socket or the document is gone: nobody to tell.
+    Gone,
+    /// Close the socket with this code.
+    Close(CloseFrame),
+}
+
+enum Read {
+    Frame(Bytes),
+    Ignore,
+    Refuse(CloseCode, &'static str),
+    Gone,
+}
+
+fn read(msg: Option<Result<WsMessage, axum::Error>>, max_frame: usize) -> Read {
+    match msg {
+        Some(Ok(WsMessage::Binary(b))) => {
+            metrics::counter!(crate::metrics::BYTES_IN_TOTAL).increment(b.len() as u64);
+            if b.len() > max_frame {
+                Read::Refuse(CloseCode::FrameTooLarge, "message too large")
+            } else {
+                Read::Frame(b)
+            }
+        }
+        Some(Ok(WsMessage::Text(_))) => Read::Refuse(
+            CloseCode::Malformed,
+            "text frames are not part of the protocol",
+        ),
+        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => Read::Ignore,
+        Some(Ok(WsMessage::Close(_))) | None => Read::Gone,
+        Some(Err(e)) => {
+            // tungstenite reports a frame past its (slightly larger) limit as
+            // a capacity error; anything else is a broken connection nobody
+            // is left to tell.
+            let text = e.to_string();
+            if text.contains("too long") || text.contains("Space limit") {
+                Read::Refuse(CloseCode::FrameTooLarge, "message too large")
+            } else {
+                tracing::debug!(error = %text, "websocket read failed");
+                Read::Gone
+            }
+        }
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`] frames)
+/// with one flush.
+async fn write_batch(socket: &mut WebSocket, outbound: &mut SessionOutbound, first: Bytes) -> Step {
+    let mut bytes = first.len();
+    if socket.feed(WsMessage::Binary(first)).await.is_err() {
+        return Step::Gone;
+    }
+    for _ in 1..WRITE_BATCH {
+        let Some(f) = outbound.try_next_frame() else {
+            break;
+        };
+        bytes += f.len();
+        if socket.feed(WsMessage::Binary(f)).await.is_err() {
+            return Step::Gone;
+        }
+    }
+    metrics::counter!(crate::metrics::BYTES_OUT_TOTAL).increment(bytes as u64);
+    if socket.flush().await.is_err() {
+        return Step::Gone;
+    }
+    Step::Continue
+}
+
+fn count_close(code: CloseCode) {
     metrics::counter!(quire_hub::metrics::SOCKETS_CLOSED_TOTAL, "reason" => code.label())
         .increment(1);
-    let _ = tx.send(CloseFrame::new(code, reason)).await;
 }

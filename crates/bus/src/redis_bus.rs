@@ -77,7 +77,7 @@ pub struct RedisBus {
     /// Unbounded: control messages follow people's actions (a share removed,
     /// a sign-out), so they are few, and none may be dropped.
     control_publish_tx: mpsc::UnboundedSender<Vec<u8>>,
-    control_tx: mpsc::UnboundedSender<Control>,
+    conn_tx: mpsc::UnboundedSender<ConnCommand>,
     _stop: Arc<DropGuard>,
 }
 
@@ -105,7 +105,8 @@ struct Registry {
     control_stale: bool,
 }
 
-enum Control {
+/// Work for the subscriptions task: the connection's subscriptions and name.
+enum ConnCommand {
     /// Make Redis's subscription of the channel match the registry.
     Sync {
         channel: String,
@@ -141,7 +142,7 @@ impl RedisBus {
         .map_err(|_| BusError::Unavailable("timed out connecting to redis".into()))?
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
 
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client_name: format!("quire:{}:{}", opts.channel_prefix, opts.node),
             node: opts.node,
@@ -153,10 +154,10 @@ impl RedisBus {
         });
         let on_push = {
             let shared = shared.clone();
-            let control = control_tx.clone();
+            let commands = conn_tx.clone();
             move |info: PushInfo| -> Result<(), std::convert::Infallible> {
                 if shared.on_push(info) {
-                    let _ = control.send(Control::Name);
+                    let _ = commands.send(ConnCommand::Name);
                 }
                 Ok(())
             }
@@ -195,10 +196,10 @@ impl RedisBus {
             control_publish_rx,
             stop.clone(),
         ));
-        tokio::spawn(control(
+        tokio::spawn(subscriptions(
             conn.clone(),
             shared.clone(),
-            control_rx,
+            conn_rx,
             stop.clone(),
         ));
         tokio::spawn(health(conn, stop.clone()));
@@ -206,7 +207,7 @@ impl RedisBus {
             shared,
             publish_tx,
             control_publish_tx,
-            control_tx,
+            conn_tx,
             _stop: Arc::new(stop.drop_guard()),
         })
     }
@@ -409,10 +410,10 @@ async fn control_publisher(
     }
 }
 
-async fn control(
+async fn subscriptions(
     mut conn: ConnectionManager,
     shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Control>,
+    mut rx: mpsc::UnboundedReceiver<ConnCommand>,
     stop: CancellationToken,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
@@ -423,12 +424,12 @@ async fn control(
         };
         match cmd {
             None => return,
-            Some(Control::Name) => {
+            Some(ConnCommand::Name) => {
                 if let Err(e) = name_connection(&mut conn, &shared.client_name).await {
                     tracing::debug!(error = %e, "naming the new redis connection failed");
                 }
             }
-            Some(Control::Sync { channel, reply }) => {
+            Some(ConnCommand::Sync { channel, reply }) => {
                 let wanted = shared
                     .registry
                     .lock()
@@ -480,7 +481,7 @@ async fn health(mut conn: ConnectionManager, stop: CancellationToken) {
 
 struct Unsubscribe {
     shared: Arc<Shared>,
-    control: mpsc::UnboundedSender<Control>,
+    commands: mpsc::UnboundedSender<ConnCommand>,
     channel: String,
     id: u64,
 }
@@ -498,7 +499,7 @@ impl Drop for Unsubscribe {
                 reg.channels.remove(&self.channel);
                 reg.stale.remove(&self.channel);
                 drop(reg);
-                let _ = self.control.send(Control::Sync {
+                let _ = self.commands.send(ConnCommand::Sync {
                     channel: std::mem::take(&mut self.channel),
                     reply: None,
                 });
@@ -533,13 +534,13 @@ impl Bus for RedisBus {
         // From here on the guard undoes the registration, whatever happens.
         let guard = Unsubscribe {
             shared: self.shared.clone(),
-            control: self.control_tx.clone(),
+            commands: self.conn_tx.clone(),
             channel: channel.clone(),
             id,
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.control_tx
-            .send(Control::Sync {
+        self.conn_tx
+            .send(ConnCommand::Sync {
                 channel,
                 reply: Some(reply_tx),
             })

@@ -181,7 +181,8 @@ impl ControlMessage {
     }
 
     /// Applies the change to this node's sessions; returns once they follow
-    /// it, with how many sessions it touched.
+    /// it, with how many sessions it touched (an eviction counts as one,
+    /// whatever it closed: the hub does not count them).
     pub async fn apply(&self, hub: &Hub) -> usize {
         match self {
             ControlMessage::ChangeAccess { doc, user, change } => {

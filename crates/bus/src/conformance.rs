@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use quire_types::{DocId, NodeId};
 
-use crate::{Bus, BusEvent, BusMessage, BusPayload, Subscription};
+use crate::{Bus, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,6 +61,11 @@ macro_rules! bus_conformance {
             dropping_subscriptions_unsubscribes,
             publishing_with_no_subscriber_is_fine,
             may_have_missed_after_a_lost_connection,
+            control_messages_reach_every_other_node_and_never_echo,
+            control_payloads_are_opaque_bytes,
+            every_control_subscription_hears_and_dropping_one_stops_it,
+            control_may_have_missed_after_a_lost_connection,
+            a_control_message_published_as_the_connection_drops_still_arrives,
         );
     };
     (@checks $harness:expr; $($check:ident),* $(,)?) => {
@@ -278,4 +283,167 @@ pub async fn may_have_missed_after_a_lost_connection(h: &impl Harness) {
             .payload,
         update(b"from b")
     );
+}
+
+async fn next_control(sub: &mut Subscription<ControlEvent>, what: &str) -> ControlEvent {
+    tokio::time::timeout(TIMEOUT, sub.events.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap_or_else(|| panic!("control subscription closed while waiting for {what}"))
+}
+
+/// The next control message's origin and bytes (panics on a notice).
+async fn next_control_message(sub: &mut Subscription<ControlEvent>, what: &str) -> (NodeId, Bytes) {
+    match next_control(sub, what).await {
+        ControlEvent::Message { origin, payload } => (origin, payload),
+        other => panic!("expected {what}, got {other:?}"),
+    }
+}
+
+async fn subscribe_control(bus: &Arc<dyn Bus>) -> Subscription<ControlEvent> {
+    bus.subscribe_control().await.expect("subscribe to control")
+}
+
+pub async fn control_messages_reach_every_other_node_and_never_echo(h: &impl Harness) {
+    let (a, b, c) = (h.node("a").await, h.node("b").await, h.node("c").await);
+    let mut sa = subscribe_control(&a).await;
+    let mut sb = subscribe_control(&b).await;
+    let mut sc = subscribe_control(&c).await;
+    a.publish_control(Bytes::from_static(b"from-a"))
+        .expect("publish");
+    for (sub, name) in [(&mut sb, "b"), (&mut sc, "c")] {
+        assert_eq!(
+            next_control_message(sub, &format!("a's control message on {name}")).await,
+            (a.node_id().clone(), Bytes::from_static(b"from-a"))
+        );
+    }
+    // b's message is the first thing a hears: its own never came back.
+    b.publish_control(Bytes::from_static(b"from-b"))
+        .expect("publish");
+    assert_eq!(
+        next_control_message(&mut sa, "b's control message on a").await,
+        (b.node_id().clone(), Bytes::from_static(b"from-b")),
+        "a node heard its own control message"
+    );
+    assert_eq!(
+        next_control_message(&mut sc, "b's control message on c")
+            .await
+            .0,
+        *b.node_id()
+    );
+    // Control messages and document messages don't mix.
+    let d = doc("control-apart");
+    let mut doc_sub = subscribe(&b, &d).await;
+    a.publish_control(Bytes::from_static(b"control"))
+        .expect("publish");
+    a.publish(&d, update(b"document")).expect("publish");
+    assert_eq!(
+        next_message(&mut doc_sub, "the document's message")
+            .await
+            .payload,
+        update(b"document")
+    );
+    assert_eq!(
+        next_control_message(&mut sb, "the control message").await.1,
+        Bytes::from_static(b"control")
+    );
+}
+
+pub async fn control_payloads_are_opaque_bytes(h: &impl Harness) {
+    let (a, b) = (h.node("a").await, h.node("b").await);
+    let mut sub = subscribe_control(&b).await;
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let payloads = [
+        Bytes::new(),
+        Bytes::from_static(&[0xff, 0xfe, 0x00, 0x01]),
+        Bytes::from_static(b"not json {"),
+        Bytes::from(big),
+    ];
+    for p in &payloads {
+        a.publish_control(p.clone()).expect("publish");
+    }
+    for p in &payloads {
+        assert_eq!(&next_control_message(&mut sub, "a payload").await.1, p);
+    }
+}
+
+pub async fn every_control_subscription_hears_and_dropping_one_stops_it(h: &impl Harness) {
+    let (a, b) = (h.node("a").await, h.node("b").await);
+    let first = subscribe_control(&b).await;
+    let mut second = subscribe_control(&b).await;
+    drop(first);
+    a.publish_control(Bytes::from_static(b"one"))
+        .expect("publish");
+    assert_eq!(
+        next_control_message(&mut second, "a message after a sibling dropped")
+            .await
+            .1,
+        Bytes::from_static(b"one")
+    );
+    let mut third = subscribe_control(&b).await;
+    a.publish_control(Bytes::from_static(b"two"))
+        .expect("publish");
+    for sub in [&mut second, &mut third] {
+        assert_eq!(
+            next_control_message(sub, "a message to both").await.1,
+            Bytes::from_static(b"two")
+        );
+    }
+}
+
+pub async fn control_may_have_missed_after_a_lost_connection(h: &impl Harness) {
+    let (a, b) = (h.node("a").await, h.node("b").await);
+    let mut sub = subscribe_control(&b).await;
+    h.disconnect(b.node_id()).await;
+    // Told once the channel is live again: a publish after the notice arrives.
+    match next_control(&mut sub, "may-have-missed on the control channel").await {
+        ControlEvent::MayHaveMissed => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    a.publish_control(Bytes::from_static(b"after"))
+        .expect("publish");
+    assert_eq!(
+        next_control_message(&mut sub, "a control message after the reconnect").await,
+        (a.node_id().clone(), Bytes::from_static(b"after"))
+    );
+    // And b can still publish.
+    let mut sa = subscribe_control(&a).await;
+    b.publish_control(Bytes::from_static(b"from b"))
+        .expect("publish");
+    assert_eq!(
+        next_control_message(&mut sa, "b's control message after its reconnect")
+            .await
+            .1,
+        Bytes::from_static(b"from b")
+    );
+}
+
+/// A lost control message is noticed by nobody (unlike a document update,
+/// whose counter gap its peers see), so the publisher must not lose one to
+/// its own disconnection. Many are queued before the cut, so that the cut
+/// lands while they are being sent. One that was sent just as the
+/// connection dropped may arrive twice (the publisher can't know it went
+/// out); none may be missing or out of order.
+pub async fn a_control_message_published_as_the_connection_drops_still_arrives(h: &impl Harness) {
+    const N: u32 = 200;
+    let (a, b) = (h.node("a").await, h.node("b").await);
+    let mut sub = subscribe_control(&b).await;
+    for i in 0..N {
+        a.publish_control(Bytes::copy_from_slice(&i.to_be_bytes()))
+            .expect("publish");
+    }
+    h.disconnect(a.node_id()).await;
+    let mut last = None;
+    while last != Some(N - 1) {
+        let (origin, payload) =
+            next_control_message(&mut sub, "the messages published across the cut").await;
+        assert_eq!(origin, *a.node_id());
+        let i = u32::from_be_bytes(payload[..].try_into().expect("4 bytes"));
+        let expected = last.map_or(0, |l| l + 1);
+        assert!(
+            Some(i) == last || i == expected,
+            "got message {i} after {last:?}: one was lost or reordered"
+        );
+        last = Some(i);
+    }
 }

@@ -7,8 +7,12 @@
 //! · origin length u8 · origin (UTF-8) · body
 //! ```
 //! `kind` 1 is an update, 2 awareness (body: the bytes), 3 committed (body:
-//! `covers` as u64 BE). A version other than 1 is refused, so a mixed-version
-//! cluster fails loudly instead of misreading.
+//! `covers` as u64 BE), 4 a control message (body: the bytes; the counter is
+//! the origin's control-message count, for logs). Control messages travel on
+//! their own channel and decode only through [`decode_control`], so neither
+//! kind of channel can mistake the other's messages for its own. A version
+//! other than 1 is refused, so a mixed-version cluster fails loudly instead
+//! of misreading.
 
 use bytes::Bytes;
 use quire_types::NodeId;
@@ -19,6 +23,7 @@ const VERSION: u8 = 1;
 const KIND_UPDATE: u8 = 1;
 const KIND_AWARENESS: u8 = 2;
 const KIND_COMMITTED: u8 = 3;
+const KIND_CONTROL: u8 = 4;
 const HEADER: usize = 1 + 1 + 8 + 8 + 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,16 +62,51 @@ pub(crate) fn encode(msg: &BusMessage) -> Result<Vec<u8>, EnvelopeError> {
     Ok(out)
 }
 
-pub(crate) fn decode(bytes: Bytes) -> Result<BusMessage, EnvelopeError> {
+/// A control message's envelope: the same header as a document message's,
+/// with the bytes as its body.
+pub(crate) fn encode_control(
+    origin: &NodeId,
+    counter: u64,
+    payload: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    let origin = origin.0.as_bytes();
+    let origin_len = u8::try_from(origin.len()).map_err(|_| EnvelopeError::OriginTooLong)?;
+    let mut out = Vec::with_capacity(HEADER + origin.len() + payload.len());
+    out.push(VERSION);
+    out.push(KIND_CONTROL);
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend_from_slice(&crate::now_micros().to_be_bytes());
+    out.push(origin_len);
+    out.extend_from_slice(origin);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// A control message's origin and bytes; anything else is refused.
+pub(crate) fn decode_control(bytes: Bytes) -> Result<(NodeId, Bytes), EnvelopeError> {
+    let parts = split(bytes)?;
+    if parts.kind != KIND_CONTROL {
+        return Err(EnvelopeError::Kind(parts.kind));
+    }
+    Ok((parts.origin, parts.body))
+}
+
+/// The header's fields and the body, checked for version and length only.
+struct Parts {
+    kind: u8,
+    counter: u64,
+    sent_at_micros: u64,
+    origin: NodeId,
+    body: Bytes,
+}
+
+fn split(bytes: Bytes) -> Result<Parts, EnvelopeError> {
     if bytes.len() < HEADER {
         return Err(EnvelopeError::Truncated);
     }
     if bytes[0] != VERSION {
         return Err(EnvelopeError::Version(bytes[0]));
     }
-    let kind = bytes[1];
-    let counter = u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes"));
-    let sent_at_micros = u64::from_be_bytes(bytes[10..18].try_into().expect("8 bytes"));
     let origin_end = HEADER + bytes[18] as usize;
     if bytes.len() < origin_end {
         return Err(EnvelopeError::Truncated);
@@ -74,7 +114,23 @@ pub(crate) fn decode(bytes: Bytes) -> Result<BusMessage, EnvelopeError> {
     let origin = std::str::from_utf8(&bytes[HEADER..origin_end])
         .map_err(|_| EnvelopeError::Origin)?
         .to_string();
-    let body = bytes.slice(origin_end..);
+    Ok(Parts {
+        kind: bytes[1],
+        counter: u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")),
+        sent_at_micros: u64::from_be_bytes(bytes[10..18].try_into().expect("8 bytes")),
+        origin: NodeId(origin),
+        body: bytes.slice(origin_end..),
+    })
+}
+
+pub(crate) fn decode(bytes: Bytes) -> Result<BusMessage, EnvelopeError> {
+    let Parts {
+        kind,
+        counter,
+        sent_at_micros,
+        origin,
+        body,
+    } = split(bytes)?;
     let payload = match kind {
         KIND_UPDATE => BusPayload::Update(body),
         KIND_AWARENESS => BusPayload::Awareness(body),
@@ -87,7 +143,7 @@ pub(crate) fn decode(bytes: Bytes) -> Result<BusMessage, EnvelopeError> {
         other => return Err(EnvelopeError::Kind(other)),
     };
     Ok(BusMessage {
-        origin: NodeId(origin),
+        origin,
         counter,
         sent_at_micros,
         payload,
@@ -152,5 +208,28 @@ mod tests {
         k[1] = 7;
         assert_eq!(decode(Bytes::from(k)), Err(EnvelopeError::Kind(7)));
         assert_eq!(origin_of(&good[..5]), None);
+    }
+
+    #[test]
+    fn control_messages_round_trip_and_stay_apart_from_document_messages() {
+        let origin = NodeId("node-a".into());
+        for body in [&b""[..], b"{\"kind\":\"x\"}", &[0xff, 0x00, 0xfe]] {
+            let bytes = Bytes::from(encode_control(&origin, 7, body).unwrap());
+            assert_eq!(origin_of(&bytes), Some(&b"node-a"[..]));
+            assert_eq!(
+                decode_control(bytes.clone()).unwrap(),
+                (origin.clone(), Bytes::copy_from_slice(body))
+            );
+            assert_eq!(decode(bytes), Err(EnvelopeError::Kind(KIND_CONTROL)));
+        }
+        let update = encode(&msg(BusPayload::Update(Bytes::from_static(b"u")))).unwrap();
+        assert_eq!(
+            decode_control(Bytes::from(update)),
+            Err(EnvelopeError::Kind(KIND_UPDATE))
+        );
+        let good = encode_control(&origin, 1, b"x").unwrap();
+        for cut in 0..HEADER + 6 {
+            assert!(decode_control(Bytes::copy_from_slice(&good[..cut])).is_err());
+        }
     }
 }

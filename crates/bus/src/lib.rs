@@ -1,11 +1,15 @@
 //! Fan-out between Quire nodes: a document's updates and awareness, published
 //! by the node that received them, delivered to every other node that has the
-//! document live.
+//! document live; and one node-wide control channel, whose messages (opaque
+//! bytes here: the server decides what they mean) reach every other node.
 //!
 //! The bus is at-most-once (Redis pub/sub is): a subscriber learns that it may
 //! have missed messages through [`BusEvent::MayHaveMissed`] or a gap in an
 //! origin's counter, and heals from the store. CRDT updates are idempotent, so
-//! a duplicate is harmless and a redelivery is never needed.
+//! a duplicate is harmless and a redelivery is never needed. The control
+//! channel has the same notice, [`ControlEvent::MayHaveMissed`], after which a
+//! subscriber re-checks against the store whatever a lost message could have
+//! changed.
 
 mod envelope;
 mod local;
@@ -14,10 +18,12 @@ mod redis_bus;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod redis_admin;
 
 pub use envelope::EnvelopeError;
 pub use local::{LocalBus, LocalBusNode};
-pub use redis_bus::{RedisBus, RedisBusOptions, channel_name};
+pub use redis_bus::{RedisBus, RedisBusOptions, channel_name, control_channel_name};
 
 use bytes::Bytes;
 use quire_types::{DocId, NodeId};
@@ -72,17 +78,26 @@ pub enum BusError {
     Closed,
 }
 
-/// A live subscription to one document's channel; dropping it unsubscribes.
-pub struct Subscription {
-    pub events: tokio::sync::mpsc::Receiver<BusEvent>,
+/// What a control-channel subscription receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// Another node's control message, its bytes exactly as published.
+    Message { origin: NodeId, payload: Bytes },
+    /// The connection to the bus was lost and re-established, or the local
+    /// queue overflowed: control messages may have been missed.
+    MayHaveMissed,
+}
+
+/// A live subscription to one document's channel (or, as
+/// `Subscription<ControlEvent>`, to the control channel); dropping it
+/// unsubscribes.
+pub struct Subscription<E = BusEvent> {
+    pub events: tokio::sync::mpsc::Receiver<E>,
     _guard: Box<dyn Send + Sync>,
 }
 
-impl Subscription {
-    pub fn new(
-        events: tokio::sync::mpsc::Receiver<BusEvent>,
-        guard: impl Send + Sync + 'static,
-    ) -> Self {
+impl<E> Subscription<E> {
+    pub fn new(events: tokio::sync::mpsc::Receiver<E>, guard: impl Send + Sync + 'static) -> Self {
         Subscription {
             events,
             _guard: Box::new(guard),
@@ -105,4 +120,19 @@ pub trait Bus: Send + Sync + 'static {
     /// never restarts while the node runs (a restarted node has a new id), so
     /// a subscriber can tell any lost message from the next one's counter.
     fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<u64, BusError>;
+
+    /// Starts delivering the control channel: every control message another
+    /// node publishes, to every control subscription of this node. A node
+    /// never receives its own control messages (as with documents): the node
+    /// that publishes one has already acted on it.
+    async fn subscribe_control(&self) -> Result<Subscription<ControlEvent>, BusError>;
+
+    /// Publishes opaque bytes to every other node's control subscriptions,
+    /// without waiting for the network. Unlike a document message, which a
+    /// peer can notice missing and heal, a control message that never left
+    /// this node would be noticed by nobody: the bus keeps it until the
+    /// transport has taken it (Redis: retried after a reconnect), so one
+    /// sent just as the connection dropped may arrive twice: control messages
+    /// must be safe to apply again. Fails only if the bus is shut down.
+    fn publish_control(&self, payload: Bytes) -> Result<(), BusError>;
 }

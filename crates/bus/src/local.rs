@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use quire_types::{DocId, NodeId};
 use tokio::sync::mpsc;
 
-use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, Subscription};
+use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription};
 
 /// Per-subscriber queue bound. A subscriber that falls this far behind is told
 /// it may have missed messages (and heals from the store) instead of stalling
@@ -26,6 +27,7 @@ struct Inner {
     next_sub: u64,
     subs: HashMap<DocId, Vec<(u64, NodeId, mpsc::Sender<BusEvent>)>>,
     counters: HashMap<(NodeId, DocId), u64>,
+    control: Vec<(u64, NodeId, mpsc::Sender<ControlEvent>)>,
 }
 
 impl LocalBus {
@@ -62,6 +64,18 @@ impl Drop for Unsubscribe {
                 inner.subs.remove(&self.doc);
             }
         }
+    }
+}
+
+struct UnsubscribeControl {
+    bus: LocalBus,
+    sub: u64,
+}
+
+impl Drop for UnsubscribeControl {
+    fn drop(&mut self) {
+        let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.control.retain(|(id, _, _)| *id != self.sub);
     }
 }
 
@@ -123,6 +137,39 @@ impl Bus for LocalBusNode {
         }
         Ok(counter)
     }
+
+    async fn subscribe_control(&self) -> Result<Subscription<ControlEvent>, BusError> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.next_sub += 1;
+        let sub = inner.next_sub;
+        inner.control.push((sub, self.id.clone(), tx));
+        drop(inner);
+        Ok(Subscription::new(
+            rx,
+            UnsubscribeControl {
+                bus: self.bus.clone(),
+                sub,
+            },
+        ))
+    }
+
+    fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
+        let inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, node, tx) in &inner.control {
+            if *node == self.id {
+                continue;
+            }
+            let msg = ControlEvent::Message {
+                origin: self.id.clone(),
+                payload: payload.clone(),
+            };
+            if tx.try_send(msg).is_err() {
+                let _ = tx.try_send(ControlEvent::MayHaveMissed);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl LocalBus {
@@ -141,13 +188,19 @@ impl LocalBus {
 }
 
 impl LocalBusNode {
-    /// What a reconnect to a real bus looks like to this node's subscribers:
-    /// each is told it may have missed messages. For tests.
+    /// What a reconnect to a real bus looks like to this node's subscribers
+    /// (documents and control channel alike): each is told it may have missed
+    /// messages. For tests.
     pub fn simulate_reconnect(&self) {
         let inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
         for (_, node, tx) in inner.subs.values().flatten() {
             if *node == self.id {
                 let _ = tx.try_send(BusEvent::MayHaveMissed);
+            }
+        }
+        for (_, node, tx) in &inner.control {
+            if *node == self.id {
+                let _ = tx.try_send(ControlEvent::MayHaveMissed);
             }
         }
     }

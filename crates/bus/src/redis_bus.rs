@@ -13,15 +13,24 @@
 //! - every message carries its origin's per-document counter, so the loss of
 //!   a message whose origin was cut off (not us) shows as a gap.
 //!
-//! Three small tasks own the I/O: a publisher (one ordered pipeline per batch
-//! of queued messages, so publish never waits for the network), a control task
-//! (subscribes and unsubscribes one at a time, so a drop racing a subscribe of
-//! the same document can't leave it unsubscribed), and a health task (a PING
-//! every second, which also makes the manager retry while Redis is down).
-//! Incoming messages are dispatched right in the push callback: a lock, a
-//! decode and a `try_send`, nothing that waits.
+//! The node-wide control channel (`{prefix}:control`) is subscribed from
+//! connect to drop, whether or not anything on this node listens, and gets
+//! the same [`ControlEvent::MayHaveMissed`] after a resubscription. Its
+//! messages are published by a task of their own that retries each one until
+//! Redis takes it: a peer can tell a lost document update from the counters
+//! and heal, but nobody could tell that a revocation never left this node.
+//!
+//! Four small tasks own the I/O: a publisher (one ordered pipeline per batch
+//! of queued messages, so publish never waits for the network), the control
+//! publisher, a subscription task (subscribes and unsubscribes one at a time,
+//! so a drop racing a subscribe of the same document can't leave it
+//! unsubscribed), and a health task (a PING every second, which also makes
+//! the manager retry while Redis is down). Incoming messages are dispatched
+//! right in the push callback: a lock, a decode and a `try_send`, nothing
+//! that waits.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +42,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::metrics as m;
-use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, Subscription, envelope};
+use crate::{
+    Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription, envelope,
+};
 
 /// Per-subscription queue bound, as for the local bus.
 const QUEUE: usize = 4096;
@@ -45,6 +56,8 @@ const PUBLISH_QUEUE: usize = 16 * 1024;
 const PUBLISH_BATCH: usize = 256;
 /// How often the health task pings Redis.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait between two attempts to publish a control message.
+const CONTROL_RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RedisBusOptions {
@@ -61,7 +74,10 @@ pub struct RedisBusOptions {
 pub struct RedisBus {
     shared: Arc<Shared>,
     publish_tx: mpsc::Sender<(String, Vec<u8>)>,
-    control_tx: mpsc::UnboundedSender<Control>,
+    /// Unbounded: control messages follow people's actions (a share removed,
+    /// a sign-out), so they are few, and none may be dropped.
+    control_publish_tx: mpsc::UnboundedSender<Vec<u8>>,
+    conn_tx: mpsc::UnboundedSender<ConnCommand>,
     _stop: Arc<DropGuard>,
 }
 
@@ -71,8 +87,10 @@ struct Shared {
     /// The connection's name in `CLIENT LIST`, so operators (and tests) can
     /// tell which connection belongs to which node.
     client_name: String,
+    control_channel: String,
     registry: Mutex<Registry>,
     counters: Mutex<HashMap<DocId, u64>>,
+    control_counter: AtomicU64,
 }
 
 #[derive(Default)]
@@ -82,9 +100,13 @@ struct Registry {
     /// Channels whose messages may have been lost in a disconnection, until
     /// Redis confirms their resubscription.
     stale: HashSet<String>,
+    control: Vec<(u64, mpsc::Sender<ControlEvent>)>,
+    /// The control channel's `stale`.
+    control_stale: bool,
 }
 
-enum Control {
+/// Work for the subscriptions task: the connection's subscriptions and name.
+enum ConnCommand {
     /// Make Redis's subscription of the channel match the registry.
     Sync {
         channel: String,
@@ -120,20 +142,22 @@ impl RedisBus {
         .map_err(|_| BusError::Unavailable("timed out connecting to redis".into()))?
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
 
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client_name: format!("quire:{}:{}", opts.channel_prefix, opts.node),
             node: opts.node,
+            control_channel: control_channel_name(&opts.channel_prefix),
             prefix: opts.channel_prefix,
             registry: Mutex::new(Registry::default()),
             counters: Mutex::new(HashMap::new()),
+            control_counter: AtomicU64::new(0),
         });
         let on_push = {
             let shared = shared.clone();
-            let control = control_tx.clone();
+            let commands = conn_tx.clone();
             move |info: PushInfo| -> Result<(), std::convert::Infallible> {
                 if shared.on_push(info) {
-                    let _ = control.send(Control::Name);
+                    let _ = commands.send(ConnCommand::Name);
                 }
                 Ok(())
             }
@@ -154,22 +178,36 @@ impl RedisBus {
         .map_err(|_| BusError::Unavailable("timed out connecting to redis".into()))?
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
         name_connection(&mut conn.clone(), &shared.client_name).await?;
+        // Subscribed once, for the bus's whole life; the manager resubscribes
+        // it after every reconnect, like the documents' channels.
+        conn.clone()
+            .subscribe(&shared.control_channel)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         metrics::gauge!(m::REDIS_CONNECTED).set(1.0);
 
         let stop = CancellationToken::new();
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         tokio::spawn(publisher(conn.clone(), publish_rx));
-        tokio::spawn(control(
+        let (control_publish_tx, control_publish_rx) = mpsc::unbounded_channel();
+        tokio::spawn(control_publisher(
+            conn.clone(),
+            shared.control_channel.clone(),
+            control_publish_rx,
+            stop.clone(),
+        ));
+        tokio::spawn(subscriptions(
             conn.clone(),
             shared.clone(),
-            control_rx,
+            conn_rx,
             stop.clone(),
         ));
         tokio::spawn(health(conn, stop.clone()));
         Ok(RedisBus {
             shared,
             publish_tx,
-            control_tx,
+            control_publish_tx,
+            conn_tx,
             _stop: Arc::new(stop.drop_guard()),
         })
     }
@@ -189,6 +227,12 @@ pub fn channel_name(prefix: &str, doc: &DocId) -> String {
     format!("{prefix}:doc:{doc}")
 }
 
+/// The Redis channel of the cluster's control messages. Apart from every
+/// document's: `:control` is not `:doc:…`.
+pub fn control_channel_name(prefix: &str) -> String {
+    format!("{prefix}:control")
+}
+
 impl Shared {
     /// Handles one push from Redis; returns `true` when the connection was
     /// lost (the new one must be named).
@@ -201,7 +245,11 @@ impl Shared {
                 else {
                     return false;
                 };
-                self.on_message(&channel, payload);
+                if channel == self.control_channel.as_bytes() {
+                    self.on_control_message(payload);
+                } else {
+                    self.on_message(&channel, payload);
+                }
             }
             PushKind::Disconnection => {
                 metrics::counter!(m::REDIS_RECONNECTS_TOTAL).increment(1);
@@ -210,6 +258,7 @@ impl Shared {
                 let channels: Vec<String> = reg.channels.keys().cloned().collect();
                 tracing::warn!(node = %self.node, channels = channels.len(), "lost the redis connection; reconnecting");
                 reg.stale.extend(channels);
+                reg.control_stale = true;
                 return true;
             }
             PushKind::Subscribe => {
@@ -221,10 +270,17 @@ impl Shared {
                     return false;
                 };
                 let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-                if reg.stale.remove(channel) {
+                if channel == self.control_channel {
+                    if std::mem::take(&mut reg.control_stale) {
+                        tracing::info!(node = %self.node, "control channel resubscribed after reconnect; re-checking");
+                        for (_, tx) in &reg.control {
+                            notify_missed(tx, ControlEvent::MayHaveMissed);
+                        }
+                    }
+                } else if reg.stale.remove(channel) {
                     tracing::info!(node = %self.node, channel, "resubscribed after reconnect; healing");
                     for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
-                        notify_missed(tx);
+                        notify_missed(tx, BusEvent::MayHaveMissed);
                     }
                 }
             }
@@ -252,16 +308,41 @@ impl Shared {
         let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
             if tx.try_send(BusEvent::Message(msg.clone())).is_err() {
-                notify_missed(tx);
+                notify_missed(tx, BusEvent::MayHaveMissed);
+            }
+        }
+    }
+
+    fn on_control_message(&self, payload: Vec<u8>) {
+        if envelope::origin_of(&payload) == Some(self.node.0.as_bytes()) {
+            return;
+        }
+        let (origin, payload) = match envelope::decode_control(Bytes::from(payload)) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                metrics::counter!(m::BAD_MESSAGES_TOTAL).increment(1);
+                tracing::warn!(error = %e, "dropping an undecodable control message");
+                return;
+            }
+        };
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tx) in &reg.control {
+            let msg = ControlEvent::Message {
+                origin: origin.clone(),
+                payload: payload.clone(),
+            };
+            if tx.try_send(msg).is_err() {
+                notify_missed(tx, ControlEvent::MayHaveMissed);
             }
         }
     }
 }
 
-/// Tells a subscriber it may have missed messages, even when its queue is
-/// full: that notice must not be lost, or the subscriber would never heal.
-fn notify_missed(tx: &mpsc::Sender<BusEvent>) {
-    if let Err(mpsc::error::TrySendError::Full(ev)) = tx.try_send(BusEvent::MayHaveMissed) {
+/// Tells a subscriber it may have missed messages (`missed` is that notice),
+/// even when its queue is full: the notice must not be lost, or the
+/// subscriber would never heal.
+fn notify_missed<E: Send + 'static>(tx: &mpsc::Sender<E>, missed: E) {
+    if let Err(mpsc::error::TrySendError::Full(ev)) = tx.try_send(missed) {
         let tx = tx.clone();
         tokio::spawn(async move {
             let _ = tx.send(ev).await;
@@ -293,10 +374,46 @@ async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, 
     }
 }
 
-async fn control(
+/// Publishes control messages one at a time, in order, each retried until
+/// Redis takes it (the connection manager reconnects meanwhile).
+async fn control_publisher(
+    mut conn: ConnectionManager,
+    channel: String,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let payload = tokio::select! {
+            p = rx.recv() => p,
+            _ = stop.cancelled() => None,
+        };
+        let Some(payload) = payload else { return };
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let publish = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload)
+                .exec_async(&mut conn)
+                .await;
+            match publish {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "publishing a control message failed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return,
+            }
+            delay = (delay * 2).min(CONTROL_RETRY_MAX);
+        }
+    }
+}
+
+async fn subscriptions(
     mut conn: ConnectionManager,
     shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Control>,
+    mut rx: mpsc::UnboundedReceiver<ConnCommand>,
     stop: CancellationToken,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
@@ -307,12 +424,12 @@ async fn control(
         };
         match cmd {
             None => return,
-            Some(Control::Name) => {
+            Some(ConnCommand::Name) => {
                 if let Err(e) = name_connection(&mut conn, &shared.client_name).await {
                     tracing::debug!(error = %e, "naming the new redis connection failed");
                 }
             }
-            Some(Control::Sync { channel, reply }) => {
+            Some(ConnCommand::Sync { channel, reply }) => {
                 let wanted = shared
                     .registry
                     .lock()
@@ -364,7 +481,7 @@ async fn health(mut conn: ConnectionManager, stop: CancellationToken) {
 
 struct Unsubscribe {
     shared: Arc<Shared>,
-    control: mpsc::UnboundedSender<Control>,
+    commands: mpsc::UnboundedSender<ConnCommand>,
     channel: String,
     id: u64,
 }
@@ -382,7 +499,7 @@ impl Drop for Unsubscribe {
                 reg.channels.remove(&self.channel);
                 reg.stale.remove(&self.channel);
                 drop(reg);
-                let _ = self.control.send(Control::Sync {
+                let _ = self.commands.send(ConnCommand::Sync {
                     channel: std::mem::take(&mut self.channel),
                     reply: None,
                 });
@@ -417,13 +534,13 @@ impl Bus for RedisBus {
         // From here on the guard undoes the registration, whatever happens.
         let guard = Unsubscribe {
             shared: self.shared.clone(),
-            control: self.control_tx.clone(),
+            commands: self.conn_tx.clone(),
             channel: channel.clone(),
             id,
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.control_tx
-            .send(Control::Sync {
+        self.conn_tx
+            .send(ConnCommand::Sync {
                 channel,
                 reply: Some(reply_tx),
             })
@@ -459,5 +576,50 @@ impl Bus for RedisBus {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(BusError::Closed),
         }
         Ok(counter)
+    }
+
+    async fn subscribe_control(&self) -> Result<Subscription<ControlEvent>, BusError> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut reg = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        reg.next_id += 1;
+        let id = reg.next_id;
+        reg.control.push((id, tx));
+        Ok(Subscription::new(
+            rx,
+            UnsubscribeControl {
+                shared: self.shared.clone(),
+                id,
+            },
+        ))
+    }
+
+    fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
+        let counter = self.shared.control_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = envelope::encode_control(&self.shared.node, counter, &payload)
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.control_publish_tx
+            .send(bytes)
+            .map_err(|_| BusError::Closed)
+    }
+}
+
+/// Ends a control subscription; the channel itself stays subscribed.
+struct UnsubscribeControl {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for UnsubscribeControl {
+    fn drop(&mut self) {
+        let mut reg = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        reg.control.retain(|(id, _)| *id != self.id);
     }
 }

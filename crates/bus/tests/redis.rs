@@ -7,8 +7,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use quire_bus::conformance::Harness;
-use quire_bus::{Bus, RedisBus, RedisBusOptions, channel_name};
+use quire_bus::redis_admin::kill_clients;
+use quire_bus::{Bus, ControlEvent, RedisBus, RedisBusOptions, channel_name, control_channel_name};
 use quire_types::{DocId, NodeId};
 
 fn redis_url() -> String {
@@ -38,23 +40,6 @@ impl RedisHarness {
     }
 }
 
-/// Ids of the clients named `name` in `CLIENT LIST`.
-async fn client_ids(admin: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(admin)
-        .await
-        .expect("CLIENT LIST");
-    list.lines()
-        .filter(|line| line.split(' ').any(|f| f == format!("name={name}")))
-        .filter_map(|line| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix("id="))
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 #[async_trait::async_trait]
 impl Harness for RedisHarness {
     async fn node(&self, id: &str) -> Arc<dyn Bus> {
@@ -70,22 +55,7 @@ impl Harness for RedisHarness {
     }
 
     async fn disconnect(&self, node: &NodeId) {
-        let mut admin = self.admin.clone();
-        let ids = client_ids(&mut admin, &self.client_name(node)).await;
-        assert!(
-            !ids.is_empty(),
-            "no redis connection named {}",
-            self.client_name(node)
-        );
-        for id in ids {
-            let _: () = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(&id)
-                .query_async(&mut admin)
-                .await
-                .expect("CLIENT KILL");
-        }
+        kill_clients(&mut self.admin.clone(), &self.client_name(node)).await;
     }
 
     async fn subscribers(&self, doc: &DocId) -> usize {
@@ -112,5 +82,51 @@ fn an_unreachable_redis_is_an_error_not_a_hang() {
         })
         .await;
         assert!(result.is_err());
+    });
+}
+
+/// Bytes that are not a control envelope (garbage, a document message, a
+/// future version) are dropped, counted, and change nothing for the next
+/// good message.
+#[test]
+fn garbage_on_the_control_channel_is_dropped_and_the_channel_goes_on() {
+    quire_bus::conformance::run(async {
+        let harness = RedisHarness::fresh().await;
+        let (a, b) = (harness.node("a").await, harness.node("b").await);
+        let mut sub = b.subscribe_control().await.expect("subscribe");
+        let mut admin = harness.admin.clone();
+        let future_version = {
+            let mut v = vec![9u8; 19];
+            v[18] = 0;
+            v
+        };
+        for garbage in [
+            &b""[..],
+            b"not an envelope",
+            &[
+                1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'x',
+            ],
+            &future_version,
+        ] {
+            let _: () = redis::cmd("PUBLISH")
+                .arg(control_channel_name(&harness.prefix))
+                .arg(garbage)
+                .query_async(&mut admin)
+                .await
+                .expect("PUBLISH");
+        }
+        a.publish_control(Bytes::from_static(b"good"))
+            .expect("publish");
+        let event = tokio::time::timeout(quire_bus::conformance::TIMEOUT, sub.events.recv())
+            .await
+            .expect("the good message arrives")
+            .expect("subscription open");
+        assert_eq!(
+            event,
+            ControlEvent::Message {
+                origin: a.node_id().clone(),
+                payload: Bytes::from_static(b"good"),
+            }
+        );
     });
 }

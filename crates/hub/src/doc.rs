@@ -28,7 +28,7 @@ use crate::compaction::{self, CompactionResult};
 use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
 use crate::session::{CloseCode, CloseFrame, ConnId};
-use crate::{AccessChange, HubError, HubInner, JoinOptions, Presence, SessionTarget};
+use crate::{AccessChange, HubError, HubInner, JoinOptions, LiveSession, Presence, SessionTarget};
 
 /// Frames from all sessions of one document waiting for the actor. Small: a
 /// full queue makes readers wait, which is the backpressure we want.
@@ -64,6 +64,9 @@ pub(crate) enum DocCommand {
     Healed(Result<StoredDoc, StoreError>),
     Presence {
         reply: oneshot::Sender<Vec<Presence>>,
+    },
+    Sessions {
+        reply: oneshot::Sender<Vec<LiveSession>>,
     },
     Evict {
         frame: CloseFrame,
@@ -455,6 +458,19 @@ impl DocActor {
             }
             DocCommand::Presence { reply } => {
                 let _ = reply.send(self.awareness.presence());
+            }
+            DocCommand::Sessions { reply } => {
+                let live = self
+                    .conns
+                    .values()
+                    .filter_map(|c| {
+                        Some(LiveSession {
+                            principal: c.opts.principal.clone()?,
+                            can_write: c.opts.can_write,
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(live);
             }
             DocCommand::Evict { frame, done } => {
                 self.exit_waiters.push(done);

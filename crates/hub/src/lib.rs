@@ -167,6 +167,14 @@ impl SessionTarget {
     }
 }
 
+/// One live session's principal and rights, for checking them again against
+/// the store (after this node may have missed a change of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub principal: Principal,
+    pub can_write: bool,
+}
+
 /// A present user, read from an awareness state's `user` field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Presence {
@@ -213,6 +221,10 @@ impl Hub {
 
     pub fn store(&self) -> &Arc<dyn DocStore> {
         &self.inner.store
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
     }
 
     /// Joins a session to a document, loading it if needed. The session's
@@ -268,6 +280,33 @@ impl Hub {
         let (tx, rx) = oneshot::channel();
         handle.send(DocCommand::Presence { reply: tx });
         rx.await.unwrap_or_default()
+    }
+
+    /// Every live document with the sessions on it that have a principal.
+    /// A document still loading answers once it has loaded; one that is
+    /// going away is left out.
+    pub async fn live_sessions(&self) -> Vec<(DocId, Vec<LiveSession>)> {
+        let handles: Vec<(DocId, DocHandle)> = self
+            .inner
+            .docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect();
+        let mut replies = Vec::with_capacity(handles.len());
+        for (id, h) in handles {
+            let (tx, rx) = oneshot::channel();
+            h.send(DocCommand::Sessions { reply: tx });
+            replies.push((id, rx));
+        }
+        let mut live = Vec::with_capacity(replies.len());
+        for (id, rx) in replies {
+            if let Ok(sessions) = rx.await {
+                live.push((id, sessions));
+            }
+        }
+        live
     }
 
     /// Applies an access change to `user`'s live sessions on `doc`; returns

@@ -64,6 +64,26 @@ impl CloseCode {
         }
     }
 
+    /// The code for a number [`code`](Self::code) returned, e.g. one that
+    /// travelled to another node.
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        [
+            CloseCode::GoingAway,
+            CloseCode::FrameTooLarge,
+            CloseCode::InternalError,
+            CloseCode::Malformed,
+            CloseCode::Unauthorized,
+            CloseCode::Forbidden,
+            CloseCode::NotFound,
+            CloseCode::AccessChanged,
+            CloseCode::DocumentTooLarge,
+            CloseCode::TooSlow,
+            CloseCode::Unavailable,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+
     /// Stable label for metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -274,5 +294,22 @@ impl SessionOutbound {
     /// A frame already queued, without waiting (for batching socket writes).
     pub fn try_next_frame(&mut self) -> Option<Bytes> {
         self.out.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CloseCode;
+
+    #[test]
+    fn close_codes_round_trip_through_their_numbers() {
+        for code in [
+            1001, 1009, 1011, 4400, 4401, 4403, 4404, 4409, 4413, 4429, 4503,
+        ] {
+            let c = CloseCode::from_code(code).unwrap_or_else(|| panic!("{code} is known"));
+            assert_eq!(c.code(), code);
+        }
+        assert_eq!(CloseCode::from_code(1000), None);
+        assert_eq!(CloseCode::from_code(4999), None);
     }
 }

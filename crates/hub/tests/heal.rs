@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use quire_bus::{Bus, BusError, BusEvent, BusPayload, LocalBus, LocalBusNode, Subscription};
+use bytes::Bytes;
+use quire_bus::{
+    Bus, BusError, BusEvent, BusPayload, ControlEvent, LocalBus, LocalBusNode, Subscription,
+};
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_update};
 use quire_store::{
@@ -105,6 +108,14 @@ impl Bus for LossyBus {
 
     fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<u64, BusError> {
         self.inner.publish(doc, payload)
+    }
+
+    async fn subscribe_control(&self) -> Result<Subscription<ControlEvent>, BusError> {
+        self.inner.subscribe_control().await
+    }
+
+    fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
+        self.inner.publish_control(payload)
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::CurrentUser;
+use crate::control::{self, ControlMessage};
 use crate::error::ApiError;
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -232,15 +233,18 @@ async fn delete_document(
     let id = doc_id(id)?;
     require_role(&state, &me, &id, DocRole::Owner).await?;
     // Close the live sessions and let pending appends commit first, so that
-    // nothing written after the delete brings the document back.
-    state
-        .hub
-        .evict(
-            &id,
-            CloseFrame::new(CloseCode::NotFound, "document deleted"),
-        )
-        .await;
+    // nothing written after the delete brings the document back. Other nodes
+    // are told twice: before the delete, so that they stop taking writes as
+    // soon as they can (an append committed after the delete would recreate
+    // the document's row), and after it, to close any socket that
+    // reconnected there in between, now that a new join is refused.
+    let evict = ControlMessage::Evict {
+        doc: id.clone(),
+        frame: CloseFrame::new(CloseCode::NotFound, "document deleted"),
+    };
+    control::apply_everywhere(&state, evict.clone()).await;
     state.hub.store().delete_document(&id).await?;
+    control::publish(&state, &evict);
     Ok(StatusCode::NO_CONTENT)
 }
 

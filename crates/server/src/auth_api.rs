@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{self, CurrentUser, IssuedTokens};
+use crate::control::{self, ControlMessage};
 use crate::error::ApiError;
 
 const MAX_NAME_CHARS: usize = 100;
@@ -293,13 +294,11 @@ async fn end_session(
         .auth
         .revoke_auth_session(session, UnixMillis::now())
         .await?;
-    state
-        .hub
-        .close_sessions(
-            SessionTarget::AuthSession(session.clone()),
-            CloseFrame::new(CloseCode::Unauthorized, reason),
-        )
-        .await;
+    let message = ControlMessage::CloseSessions {
+        target: SessionTarget::AuthSession(session.clone()),
+        frame: CloseFrame::new(CloseCode::Unauthorized, reason),
+    };
+    control::apply_everywhere(state, message).await;
     Ok(())
 }
 
@@ -325,13 +324,11 @@ async fn logout_all(State(state): State<AppState>, me: CurrentUser) -> Result<Re
         .auth
         .revoke_user_sessions(&me.user.id, UnixMillis::now())
         .await?;
-    state
-        .hub
-        .close_sessions(
-            SessionTarget::User(me.user.id.clone()),
-            CloseFrame::new(CloseCode::Unauthorized, "signed out everywhere"),
-        )
-        .await;
+    let message = ControlMessage::CloseSessions {
+        target: SessionTarget::User(me.user.id.clone()),
+        frame: CloseFrame::new(CloseCode::Unauthorized, "signed out everywhere"),
+    };
+    control::apply_everywhere(&state, message).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     for c in state.auth_config.clearing_cookies() {
         response.headers_mut().append(SET_COOKIE, c);

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod auth_api;
 pub mod backends;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -176,6 +177,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = state.hub.clone();
+    // Subscribed before the first socket is accepted, so no access change
+    // published by another node from then on can miss this node's sessions.
+    let control_events = hub
+        .bus()
+        .subscribe_control()
+        .await
+        .map_err(std::io::Error::other)?;
+    let control = tokio::spawn(control::run(state.clone(), control_events));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let router = app(state);
     // Small frames (an ack, then another user's keystroke) must not wait for
@@ -200,7 +209,9 @@ pub async fn serve(
     // it the data folder's lock, until it is dropped. A server started again
     // in this process right after `serve` returns must find the lock free.
     housekeeping.abort();
+    control.abort();
     let _ = housekeeping.await;
+    let _ = control.await;
     Ok(())
 }
 

@@ -14,6 +14,10 @@ pub const AUTH_EVENTS_TOTAL: &str = "quire_auth_events_total";
 pub const WS_REFUSED_TOTAL: &str = "quire_ws_refused_total";
 pub const NODE_INFO: &str = "quire_node_info";
 pub const STORE_QUERIES_TOTAL: &str = "quire_store_queries_total";
+/// Other nodes' access changes received, by result (applied, malformed).
+pub const CONTROL_MESSAGES_TOTAL: &str = "quire_control_messages_total";
+/// Re-checks of every live session after control messages may have been lost.
+pub const CONTROL_RECHECKS_TOTAL: &str = "quire_control_rechecks_total";
 
 /// `quire_node_info{node, store, bus} 1`: which node a scrape came from and
 /// what it runs on (the usual Prometheus "info" pattern, so the id is not a
@@ -62,6 +66,14 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!(
                 STORE_QUERIES_TOTAL,
                 "Statements this node sent to its database (flat while idle: no polling)"
+            );
+            metrics::describe_counter!(
+                CONTROL_MESSAGES_TOTAL,
+                "Access changes received from other nodes over the bus, by result (applied, malformed)"
+            );
+            metrics::describe_counter!(
+                CONTROL_RECHECKS_TOTAL,
+                "Times every live session was re-checked against the store because access changes may have been missed"
             );
             metrics::describe_counter!(
                 BYTES_IN_TOTAL,

@@ -2,7 +2,9 @@
 //! viewer), and by link. Only owners change who has access; everyone with
 //! access sees the list. Every change reaches the affected user's open
 //! sockets before the request returns: a lowered role turns them read-only, a
-//! raised one makes them reconnect with it, a removed one closes them.
+//! raised one makes them reconnect with it, a removed one closes them. Other
+//! nodes' sockets follow as soon as the bus delivers the change
+//! ([`crate::control`]).
 //!
 //! A share link carries a 256-bit token in the URL fragment (never sent to a
 //! server, so it stays out of logs); only its hash is stored, so it is shown
@@ -24,6 +26,7 @@ use crate::AppState;
 use crate::api::{DocumentView, doc_id, require_role};
 use crate::auth::{self, CurrentUser};
 use crate::auth_api::normalize_email;
+use crate::control::{self, ControlMessage};
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -124,8 +127,8 @@ async fn unshare(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Tells the hub what changed for `user` on `doc`, so their open sockets
-/// follow at once.
+/// Tells the hubs what changed for `user` on `doc`, so their open sockets
+/// follow: this node's at once, the others' as the bus delivers it.
 async fn apply_change(
     state: &AppState,
     doc: &DocId,
@@ -141,7 +144,12 @@ async fn apply_change(
         Some(_) => None,
     };
     if let Some(change) = change {
-        state.hub.change_access(doc, user, change).await;
+        let message = ControlMessage::ChangeAccess {
+            doc: doc.clone(),
+            user: user.clone(),
+            change,
+        };
+        control::apply_everywhere(state, message).await;
     }
 }
 
@@ -199,10 +207,12 @@ async fn delete_link(
     let id = doc_id(id)?;
     require_role(&state, &me, &id, DocRole::Owner).await?;
     for user in state.auth.remove_link(&id).await? {
-        state
-            .hub
-            .change_access(&id, &user, AccessChange::Revoked)
-            .await;
+        let message = ControlMessage::ChangeAccess {
+            doc: id.clone(),
+            user,
+            change: AccessChange::Revoked,
+        };
+        control::apply_everywhere(&state, message).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

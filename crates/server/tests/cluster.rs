@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use quire_bus::redis_admin::{client_ids, kill_clients};
 use yrs::{Array, Out, ReadTxn, Transact, WriteTxn};
 
 struct Node {
@@ -392,25 +393,6 @@ async fn losing_a_node_loses_no_acknowledged_update() {
 }
 
 /// Ids of the Redis clients named `name`.
-async fn redis_client_ids(
-    admin: &mut redis::aio::MultiplexedConnection,
-    name: &str,
-) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(admin)
-        .await
-        .expect("CLIENT LIST");
-    list.lines()
-        .filter(|line| line.split(' ').any(|f| f == format!("name={name}")))
-        .filter_map(|line| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix("id="))
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_heals_within_a_second_of_reconnecting() {
     let cluster = Cluster::start(3, &[]).await;
@@ -437,15 +419,8 @@ async fn losing_redis_heals_within_a_second_of_reconnecting() {
     // RESP3 connection does both), and keep typing through the outage.
     let mut old_ids = Vec::new();
     for node in &cluster.nodes {
-        let ids = redis_client_ids(&mut admin, &cluster.redis_client_name(node)).await;
+        let ids = kill_clients(&mut admin, &cluster.redis_client_name(node)).await;
         assert_eq!(ids.len(), 1, "{} has one redis connection", node.id);
-        let _: () = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(&ids[0])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
         old_ids.extend(ids);
     }
     for k in 20..40 {
@@ -461,7 +436,7 @@ async fn losing_redis_heals_within_a_second_of_reconnecting() {
     let deadline = Instant::now() + TIMEOUT;
     for node in &cluster.nodes {
         loop {
-            let ids = redis_client_ids(&mut admin, &cluster.redis_client_name(node)).await;
+            let ids = client_ids(&mut admin, &cluster.redis_client_name(node)).await;
             if ids.iter().any(|id| !old_ids.contains(id)) {
                 break;
             }
@@ -636,4 +611,247 @@ async fn a_document_created_on_one_node_is_listed_and_opened_on_another_at_once(
     on_a.wait_acked(2).await;
     let mut on_b = [connect(&b.ws(&id)).await];
     converge(&mut on_b, &BTreeSet::from([7])).await;
+}
+
+/// `user`'s requests and sockets through `node`: sign-ins live in the shared
+/// database, so a cookie from one node works on every node.
+fn on(user: &TestUser, node: &Node) -> TestUser {
+    let mut user = user.clone();
+    user.addr = node.addr;
+    user
+}
+
+async fn status(req: reqwest::RequestBuilder) -> u16 {
+    req.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_changes_made_on_one_node_reach_sockets_on_another() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let owner = cluster.owner_on(a);
+    let editor = TestUser::sign_up(a.addr, "editor@x.test", "Editor").await;
+    let doc = owner.create_document("shared-across-nodes").await;
+    owner.share(&doc, &editor.email, "editor").await;
+    let mut theirs = TestClient::connect_as(&b.ws(&doc), &on(&editor, b)).await;
+    theirs.wait_synced().await;
+    let mut mine = connect(&a.ws(&doc)).await;
+    push(&mut theirs, 1);
+    converge(std::slice::from_mut(&mut mine), &BTreeSet::from([1])).await;
+
+    // Lowered to viewer through A: the socket on B turns read-only, and its
+    // next update is refused there.
+    owner.share(&doc, &editor.email, "viewer").await;
+    within(
+        "the viewer on B is told",
+        theirs.state.wait_for(|s| !s.permission_denied.is_empty()),
+    )
+    .await
+    .unwrap();
+    push(&mut theirs, 2);
+    within(
+        "the viewer's update refused on B",
+        theirs.state.wait_for(|s| s.permission_denied.len() >= 2),
+    )
+    .await
+    .unwrap();
+    push(&mut mine, 3);
+    wait_until(&mut theirs, "the viewer still receives", |c| {
+        numbers(c).contains(&3)
+    })
+    .await;
+    let mut fresh = [connect(&b.ws(&doc)).await];
+    converge(&mut fresh, &BTreeSet::from([1, 3])).await;
+
+    // Raised again through A: told on B to reconnect with the new rights.
+    owner.share(&doc, &editor.email, "editor").await;
+    let (code, reason) = theirs.wait_closed().await;
+    assert_eq!(code, 4409, "{reason}");
+
+    // Removed through A: closed on B within 5 s, and a reconnect is refused.
+    let mut theirs = TestClient::connect_as(&b.ws(&doc), &on(&editor, b)).await;
+    theirs.wait_synced().await;
+    let started = Instant::now();
+    let path = format!("/api/documents/{doc}/shares/{}", editor.id);
+    assert_eq!(
+        status(owner.request(reqwest::Method::DELETE, &path)).await,
+        204
+    );
+    let (code, reason) = theirs.wait_closed().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed {:?} after the revocation",
+        started.elapsed()
+    );
+    assert_eq!(code, 4403, "{reason}");
+    assert_eq!(
+        refused_status(on(&editor, b).ws_request(&b.ws(&doc))).await,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_node_closes_that_sign_ins_sockets_on_another() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let laptop = TestUser::sign_in(a.addr, OWNER_EMAIL).await;
+    let phone = TestUser::sign_in(a.addr, OWNER_EMAIL).await;
+    let doc = laptop.create_document("signed-out-across-nodes").await;
+    let mut on_laptop = TestClient::connect_as(&b.ws(&doc), &on(&laptop, b)).await;
+    let mut on_phone = TestClient::connect_as(&b.ws(&doc), &on(&phone, b)).await;
+    on_laptop.wait_synced().await;
+    on_phone.wait_synced().await;
+
+    assert_eq!(
+        status(laptop.request(reqwest::Method::POST, "/api/auth/logout")).await,
+        204
+    );
+    let (code, reason) = on_laptop.wait_closed().await;
+    assert_eq!(code, 4401, "{reason}");
+    // The phone is another sign-in: its socket on B stays, and syncs.
+    let mut writer = connect(&a.ws(&doc)).await;
+    push(&mut writer, 1);
+    wait_until(&mut on_phone, "the phone still receives", |c| {
+        numbers(c).contains(&1)
+    })
+    .await;
+    assert_eq!(on_phone.snapshot().closed, None);
+
+    assert_eq!(
+        status(phone.request(reqwest::Method::POST, "/api/auth/logout-all")).await,
+        204
+    );
+    let (code, reason) = on_phone.wait_closed().await;
+    assert_eq!(code, 4401, "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_document_on_one_node_closes_its_sockets_on_another() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let owner = cluster.owner_on(a);
+    let doc = owner.create_document("deleted-across-nodes").await;
+    let mut there = connect(&b.ws(&doc)).await;
+    push(&mut there, 1);
+    there.wait_acked(2).await;
+
+    let path = format!("/api/documents/{doc}");
+    assert_eq!(
+        status(owner.request(reqwest::Method::DELETE, &path)).await,
+        204
+    );
+    let (code, reason) = there.wait_closed().await;
+    assert_eq!(code, 4404, "{reason}");
+    let on_b = cluster.owner_on(b);
+    assert_eq!(refused_status(on_b.ws_request(&b.ws(&doc))).await, 404);
+    assert_eq!(status(on_b.request(reqwest::Method::GET, &path)).await, 404);
+}
+
+/// Redis pub/sub is at-most-once, so a node may miss an access change while
+/// its connection is down; once it is back, the node re-checks its sessions
+/// against the database. To be missed for certain, the changes here are
+/// made in the database itself, where no message is published at all, which
+/// is what a lost message looks like to the node; then its Redis connection
+/// is cut. (Changing access through another node while the connection is
+/// down would race the reconnect, which takes milliseconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_changes_a_node_missed_apply_once_its_redis_connection_is_back() {
+    let cluster = Cluster::start(2, &[]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let owner = cluster.owner_on(a);
+    let removed = TestUser::sign_up(a.addr, "removed@x.test", "Removed").await;
+    let demoted = TestUser::sign_up(a.addr, "demoted@x.test", "Demoted").await;
+    let leaver = TestUser::sign_up(a.addr, "leaver@x.test", "Leaver").await;
+    let doc = owner.create_document("missed-changes").await;
+    let gone = owner.create_document("missed-delete").await;
+    for user in [&removed, &demoted, &leaver] {
+        owner.share(&doc, &user.email, "editor").await;
+    }
+    let mut removed_c = TestClient::connect_as(&b.ws(&doc), &on(&removed, b)).await;
+    let mut demoted_c = TestClient::connect_as(&b.ws(&doc), &on(&demoted, b)).await;
+    let mut leaver_c = TestClient::connect_as(&b.ws(&doc), &on(&leaver, b)).await;
+    let mut gone_c = connect(&b.ws(&gone)).await;
+    let mut bystander = connect(&b.ws(&doc)).await;
+    for c in [&mut removed_c, &mut demoted_c, &mut leaver_c] {
+        c.wait_synced().await;
+    }
+
+    {
+        use sqlx::{AssertSqlSafe, Connection};
+        let mut db = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+        let s = &cluster.schema;
+        let statements = [
+            (
+                format!("DELETE FROM {s}.document_shares WHERE doc_id = $1 AND user_id = $2"),
+                vec![doc.clone(), removed.id.clone()],
+            ),
+            (
+                format!(
+                    "UPDATE {s}.document_shares SET role = 'viewer' WHERE doc_id = $1 AND user_id = $2"
+                ),
+                vec![doc.clone(), demoted.id.clone()],
+            ),
+            (
+                format!("UPDATE {s}.auth_sessions SET revoked_at = 1 WHERE user_id = $1"),
+                vec![leaver.id.clone()],
+            ),
+            (
+                format!("DELETE FROM {s}.documents WHERE id = $1"),
+                vec![gone.clone()],
+            ),
+        ];
+        for (sql, binds) in statements {
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for v in binds {
+                q = q.bind(v);
+            }
+            assert_eq!(q.execute(&mut db).await.unwrap().rows_affected(), 1);
+        }
+    }
+    // Nothing told B yet: every socket is still open.
+    push(&mut bystander, 1);
+    wait_until(&mut removed_c, "B still serves the removed user", |c| {
+        numbers(c).contains(&1)
+    })
+    .await;
+    for c in [&removed_c, &demoted_c, &leaver_c, &gone_c] {
+        assert_eq!(c.snapshot().closed, None);
+    }
+
+    let mut admin = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis is required by this test");
+    kill_clients(&mut admin, &cluster.redis_client_name(b)).await;
+
+    let (code, reason) = removed_c.wait_closed().await;
+    assert_eq!(code, 4403, "{reason}");
+    let (code, reason) = leaver_c.wait_closed().await;
+    assert_eq!(code, 4401, "{reason}");
+    let (code, reason) = gone_c.wait_closed().await;
+    assert_eq!(code, 4404, "{reason}");
+    within(
+        "the demoted user is told",
+        demoted_c
+            .state
+            .wait_for(|s| !s.permission_denied.is_empty()),
+    )
+    .await
+    .unwrap();
+    push(&mut demoted_c, 2);
+    within(
+        "the demoted user's update is refused",
+        demoted_c.state.wait_for(|s| s.permission_denied.len() >= 2),
+    )
+    .await
+    .unwrap();
+    // The owner's socket was left alone, and the re-check counted.
+    push(&mut bystander, 3);
+    wait_until(&mut demoted_c, "the demoted user still receives", |c| {
+        numbers(c).contains(&3)
+    })
+    .await;
+    assert_eq!(bystander.snapshot().closed, None);
+    assert!(metric(b, "quire_control_rechecks_total").await >= 1.0);
 }

@@ -9,19 +9,8 @@ use common::*;
 use quire_protocol::encode_sync_step2;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use yrs::{Text, Transact, WriteTxn};
-
-/// The HTTP status a refused WebSocket handshake got (panics if it was
-/// accepted).
-async fn refused_status(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> u16 {
-    match within("handshake", connect_async(req)).await {
-        Ok(_) => panic!("the upgrade was accepted"),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-        Err(e) => panic!("unexpected handshake error: {e}"),
-    }
-}
 
 async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
     req.send().await.expect("request").status()

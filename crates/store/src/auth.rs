@@ -183,6 +183,9 @@ pub trait AuthStore: Send + Sync + 'static {
         session: &AuthSessionId,
         now: UnixMillis,
     ) -> StoreResult<()>;
+    /// Whether the sign-in exists and is not revoked, i.e. whether sockets
+    /// opened under it may stay open.
+    async fn auth_session_active(&self, session: &AuthSessionId) -> StoreResult<bool>;
     /// Revokes every live session of the user; returns them.
     async fn revoke_user_sessions(
         &self,
@@ -597,6 +600,21 @@ macro_rules! impl_auth_store {
                 .await
                 .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn auth_session_active(
+                &self,
+                session: &quire_types::AuthSessionId,
+            ) -> $crate::StoreResult<bool> {
+                self.queries.add(1);
+                let row: Option<(String,)> = sqlx::query_as(
+                    "SELECT id FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session.as_str())
+                .fetch_optional(&self.$read)
+                .await
+                .map_err(map_err)?;
+                Ok(row.is_some())
             }
 
             async fn revoke_user_sessions(

@@ -1213,10 +1213,19 @@ pub async fn refresh_rotation_has_one_winner_and_revocation_sticks(h: &dyn Harne
             .expect("issue")
     );
 
+    assert!(store.auth_session_active(&session).await.expect("active"));
+    assert!(
+        !store
+            .auth_session_active(&AuthSessionId::generate())
+            .await
+            .expect("active"),
+        "an unknown sign-in is not active"
+    );
     store
         .revoke_auth_session(&session, UnixMillis::now())
         .await
         .expect("revoke");
+    assert!(!store.auth_session_active(&session).await.expect("active"));
     assert!(
         store
             .token("a2")
@@ -1257,6 +1266,9 @@ pub async fn refresh_rotation_has_one_winner_and_revocation_sticks(h: &dyn Harne
     let mut want = vec![s2, s3];
     want.sort();
     assert_eq!(revoked, want);
+    for s in &want {
+        assert!(!store.auth_session_active(s).await.expect("active"));
+    }
 }
 
 pub async fn documents_are_private_until_shared(h: &dyn Harness) {

@@ -740,6 +740,18 @@ pub async fn raw_socket(url: &str) -> Ws {
     within("connect", connect_async(req)).await.unwrap().0
 }
 
+/// The HTTP status a refused WebSocket handshake got (panics if it was
+/// accepted).
+pub async fn refused_status(
+    req: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> u16 {
+    match within("handshake", connect_async(req)).await {
+        Ok(_) => panic!("the upgrade was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected handshake error: {e}"),
+    }
+}
+
 /// Reads frames until a close frame arrives; returns its code and reason.
 pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
     within("close frame", async {

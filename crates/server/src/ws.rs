@@ -37,8 +37,10 @@ const WRITE_BATCH: usize = 64;
 /// tungstenite's read buffer per socket. Its default, 128 KiB, is zeroed in
 /// full before each read, so every socket, even an idle one, kept 128 KiB
 /// resident and every read paid a 128 KiB memset. Sync frames are tens of
-/// bytes; a larger frame grows the buffer to its own size while it is read.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// bytes; a larger frame grows the buffer to its own size while it is read
+/// (in reads of this size). 1 KiB still takes dozens of keystroke frames per
+/// read and is 1 KiB less per idle socket than 2 KiB.
+const READ_BUFFER_BYTES: usize = 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
@@ -118,10 +120,14 @@ async fn admit(
         .join(doc, opts)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    // Access may have been revoked or changed between the check and the
-    // join, and the hub, which was told before this session existed, could
-    // not apply it. Now that the session is registered, any later change
-    // reaches it; this second read catches an earlier one.
+    // Access may have been revoked or changed, or the sign-in ended,
+    // between the check and the join, and the hub, which was told before
+    // this session existed, could not apply it. Now that the session is
+    // registered, any later change reaches it; these second reads catch an
+    // earlier one.
+    if !state.auth.auth_session_active(&me.session).await? {
+        return Err(ApiError::Unauthorized);
+    }
     let now = state.auth.document_access(doc, &me.user.id).await?;
     match now {
         Some(a) if a.role.can_edit() == access.role.can_edit() => Ok(session),

@@ -32,7 +32,7 @@ const RETRIES: u32 = 3;
 pub(crate) struct AppendRequest {
     pub doc: DocId,
     pub update: Bytes,
-    pub reply: mpsc::UnboundedSender<DocCommand>,
+    pub reply: flume::Sender<DocCommand>,
 }
 
 #[derive(Clone)]
@@ -94,7 +94,7 @@ struct PerDoc {
     rows: usize,
     bytes: usize,
     last_seq: Seq,
-    reply: mpsc::UnboundedSender<DocCommand>,
+    reply: flume::Sender<DocCommand>,
 }
 
 async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {

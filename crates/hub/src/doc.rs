@@ -41,7 +41,7 @@ pub(crate) enum DocCommand {
     Join {
         conn: ConnId,
         opts: JoinOptions,
-        out: mpsc::Sender<Bytes>,
+        out: flume::Sender<Bytes>,
         close: oneshot::Sender<CloseFrame>,
         reply: oneshot::Sender<Result<(), HubError>>,
     },
@@ -87,7 +87,7 @@ pub(crate) enum DocCommand {
 
 #[derive(Clone)]
 pub(crate) struct DocHandle {
-    control: mpsc::UnboundedSender<DocCommand>,
+    control: flume::Sender<DocCommand>,
     pub(crate) frames: mpsc::Sender<(ConnId, Bytes)>,
 }
 
@@ -101,7 +101,9 @@ impl DocHandle {
 }
 
 pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    // flume's queue allocates nothing until used; tokio's unbounded channel
+    // allocates a block of 32 commands at once, kilobytes per idle document.
+    let (control_tx, control_rx) = flume::unbounded();
     let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
     let handle = DocHandle {
         control: control_tx.clone(),
@@ -174,7 +176,7 @@ async fn load(hub: &HubInner, id: &DocId) -> Result<(yrs::Doc, StoredDoc, Subscr
 fn refuse_and_remove(
     hub: &HubInner,
     id: &DocId,
-    mut control: mpsc::UnboundedReceiver<DocCommand>,
+    control: flume::Receiver<DocCommand>,
     err: HubError,
 ) {
     let msg = err.to_string();
@@ -194,7 +196,7 @@ fn refuse_and_remove(
 }
 
 struct Conn {
-    out: mpsc::Sender<Bytes>,
+    out: flume::Sender<Bytes>,
     close: Option<oneshot::Sender<CloseFrame>>,
     opts: JoinOptions,
     /// Update-bearing messages received from this session.
@@ -253,8 +255,8 @@ struct DocActor {
     /// Set once the document is closing (eviction, shutdown, storage failure).
     closing: bool,
     exit_waiters: Vec<oneshot::Sender<()>>,
-    control_tx: mpsc::UnboundedSender<DocCommand>,
-    control: mpsc::UnboundedReceiver<DocCommand>,
+    control_tx: flume::Sender<DocCommand>,
+    control: flume::Receiver<DocCommand>,
     frames: mpsc::Receiver<(ConnId, Bytes)>,
 }
 
@@ -271,8 +273,8 @@ impl DocActor {
         doc: yrs::Doc,
         stored: &StoredDoc,
         bus_sub: Subscription,
-        control_tx: mpsc::UnboundedSender<DocCommand>,
-        control: mpsc::UnboundedReceiver<DocCommand>,
+        control_tx: flume::Sender<DocCommand>,
+        control: flume::Receiver<DocCommand>,
         frames: mpsc::Receiver<(ConnId, Bytes)>,
     ) -> Self {
         let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |s| s.data.len());
@@ -323,7 +325,7 @@ impl DocActor {
             let heal_deadline = self.heals.deadline();
             let flow = tokio::select! {
                 biased;
-                Some(cmd) = self.control.recv() => self.on_command(cmd).await,
+                Ok(cmd) = self.control.recv_async() => self.on_command(cmd).await,
                 Some((conn, frame)) = self.frames.recv(), if !self.closing => {
                     self.on_frame(conn, frame).await;
                     Flow::Continue
@@ -560,7 +562,7 @@ impl DocActor {
         &mut self,
         conn: ConnId,
         opts: JoinOptions,
-        out: mpsc::Sender<Bytes>,
+        out: flume::Sender<Bytes>,
         close: oneshot::Sender<CloseFrame>,
     ) {
         let sv = self.doc.transact().state_vector().encode_v1();
@@ -1021,8 +1023,8 @@ impl DocActor {
             }
             match c.out.try_send(frame.clone()) {
                 Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(flume::TrySendError::Full(_)) => slow.push(*id),
+                Err(flume::TrySendError::Disconnected(_)) => {}
             }
         }
         metrics::counter!(m::BROADCAST_FRAMES_TOTAL).increment(sent);
@@ -1038,7 +1040,7 @@ impl DocActor {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = c.out.try_send(frame) {
+        if let Err(flume::TrySendError::Full(_)) = c.out.try_send(frame) {
             self.close_conn(
                 conn,
                 CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"),

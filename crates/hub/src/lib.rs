@@ -30,7 +30,7 @@ use std::time::Duration;
 use quire_bus::Bus;
 use quire_store::DocStore;
 use quire_types::{AuthSessionId, DocId, UserId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -235,7 +235,7 @@ impl Hub {
             return Err(HubError::ShuttingDown);
         }
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (out_tx, out_rx) = mpsc::channel(self.inner.config.outgoing_queue);
+        let (out_tx, out_rx) = flume::bounded(self.inner.config.outgoing_queue);
         let (close_tx, close_rx) = oneshot::channel();
         let conn = session::next_conn_id();
         let handle = {

@@ -157,7 +157,7 @@ pub struct SessionInbound {
 
 /// The half that yields frames for the client.
 pub struct SessionOutbound {
-    out: mpsc::Receiver<Bytes>,
+    out: flume::Receiver<Bytes>,
     close: oneshot::Receiver<CloseFrame>,
     closed: bool,
     _guard: std::sync::Arc<LeaveGuard>,
@@ -167,7 +167,7 @@ impl Session {
     pub(crate) fn new(
         conn: ConnId,
         handle: DocHandle,
-        out: mpsc::Receiver<Bytes>,
+        out: flume::Receiver<Bytes>,
         close: oneshot::Receiver<CloseFrame>,
     ) -> Self {
         let guard = std::sync::Arc::new(LeaveGuard {
@@ -281,9 +281,9 @@ impl SessionOutbound {
                 self.closed = true;
                 Outgoing::Close(close.unwrap_or_else(|_| CloseFrame::new(CloseCode::GoingAway, "document closed")))
             }
-            frame = self.out.recv() => match frame {
-                Some(f) => Outgoing::Frame(f),
-                None => {
+            frame = self.out.recv_async() => match frame {
+                Ok(f) => Outgoing::Frame(f),
+                Err(_) => {
                     self.closed = true;
                     Outgoing::Close(CloseFrame::new(CloseCode::GoingAway, "document closed"))
                 }

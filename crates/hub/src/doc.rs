@@ -16,7 +16,7 @@ use quire_protocol::{
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
-use quire_types::{DocId, Seq, UserId};
+use quire_types::{DocId, NodeId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -244,6 +244,12 @@ struct DocActor {
     /// Every log row up to this one has been applied (from the load or a
     /// heal), so a heal reads only the rows after it.
     covered_seq: Seq,
+    /// Updates applied from the bus that their origin has not yet announced
+    /// committed: `(origin, counter, lowest clock per Yjs client)`. Until it
+    /// does, they may exist nowhere but in memory (an origin that dies
+    /// before its commit never makes them durable), so they must not count
+    /// as stored when a client asks what we lack: see [`Self::durable_state_vector`].
+    peer_uncommitted: VecDeque<(NodeId, u64, StateVector)>,
     /// Counter of the last message this node published for the document.
     last_counter: u64,
     /// Published updates not yet committed: `(append number, bus counter)`.
@@ -300,6 +306,7 @@ impl DocActor {
             healing: false,
             heal_again: false,
             covered_seq: stored.last_seq(),
+            peer_uncommitted: VecDeque::new(),
             last_counter: 0,
             uncommitted: VecDeque::new(),
             announced: 0,
@@ -565,7 +572,7 @@ impl DocActor {
         out: flume::Sender<Bytes>,
         close: oneshot::Sender<CloseFrame>,
     ) {
-        let sv = self.doc.transact().state_vector().encode_v1();
+        let sv = self.durable_state_vector().encode_v1();
         // The queue is empty, so these cannot fail for lack of room.
         let _ = out.try_send(encode_sync_step1(&sv));
         if let Some(a) = self.awareness.full_update() {
@@ -751,11 +758,22 @@ impl DocActor {
                 return;
             }
         };
-        if changed {
-            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client").increment(1);
-            let frame = frame.unwrap_or_else(|| encode_update(&update));
-            self.broadcast(&frame, Some(conn));
-            let counter = self.publish(BusPayload::Update(update.clone()));
+        // An update that changed nothing may still carry content we hold
+        // only because another node published it, uncommitted: store it too.
+        let restates_uncommitted = !changed
+            && !self.peer_uncommitted.is_empty()
+            && Update::decode_v1(&update).is_ok_and(|u| !u.is_empty());
+        if changed || restates_uncommitted {
+            if restates_uncommitted {
+                tracing::debug!(doc = %self.id, conn, "storing a client update that restates updates another node has not committed");
+            }
+            let mut counter = None;
+            if changed {
+                metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client").increment(1);
+                let frame = frame.unwrap_or_else(|| encode_update(&update));
+                self.broadcast(&frame, Some(conn));
+                counter = self.publish(BusPayload::Update(update.clone()));
+            }
             self.doc_bytes += update.len();
             let req = AppendRequest {
                 doc: self.id.clone(),
@@ -845,7 +863,13 @@ impl DocActor {
                             tracing::warn!(doc = %self.id, origin = %msg.origin, "undecodable update from bus");
                             return;
                         };
+                        let decoded_lower = decoded.state_vector_lower();
                         if let Ok(true) = apply(&self.doc, decoded) {
+                            self.peer_uncommitted.push_back((
+                                msg.origin.clone(),
+                                msg.counter,
+                                decoded_lower,
+                            ));
                             metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus")
                                 .increment(1);
                             self.doc_bytes += u.len();
@@ -867,7 +891,10 @@ impl DocActor {
                             self.broadcast(&encode_awareness(&a), None);
                         }
                     }
-                    BusPayload::Committed { .. } => {}
+                    BusPayload::Committed { covers } => {
+                        self.peer_uncommitted
+                            .retain(|(o, c, _)| *o != msg.origin || *c > covers);
+                    }
                 }
             }
             BusEvent::MayHaveMissed => self.heal(HealCause::Reconnect),
@@ -927,6 +954,27 @@ impl DocActor {
             drop(txn);
             self.broadcast(&encode_update(&diff), None);
         }
+    }
+
+    /// The state vector offered to a joining client (sync step 1): what we
+    /// hold, less whatever another node published but has not committed. A
+    /// client answers with everything past it, so an author whose node died
+    /// before committing re-sends those updates here and we append them;
+    /// offering the in-memory state instead would make its diff skip them,
+    /// and acknowledge it, while no store held them (F7). Re-sent content we
+    /// already hold is appended again, which is harmless: updates are
+    /// idempotent.
+    fn durable_state_vector(&self) -> StateVector {
+        let mut sv = self.doc.transact().state_vector();
+        for (_, _, lower) in &self.peer_uncommitted {
+            for (client, clock) in lower.iter() {
+                // A client we hold nothing of is sent in full anyway.
+                if sv.contains_client(client) {
+                    sv.set_min(*client, *clock);
+                }
+            }
+        }
+        sv
     }
 
     /// Tells peers which of our published updates are now durable, so that

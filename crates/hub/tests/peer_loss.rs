@@ -1,0 +1,132 @@
+//! A node that dies between publishing an update and committing it (F7).
+//!
+//! Its peers applied the update from the bus, so it lives on in their
+//! memory only. When its author reconnects to a peer, the peer's sync step 1
+//! must not count that update as stored: otherwise the author's diff leaves
+//! it out, the peer acknowledges, and no store ever holds it (a node loading
+//! the document later lacks it, and everything typed after it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quire_bus::{Bus, BusPayload, LocalBus};
+use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
+use quire_protocol::{Message, SyncMessage, encode_sync_step2, encode_update};
+use quire_store::{DocStore, SqliteOptions, SqliteStore};
+use quire_types::{DocId, NodeId};
+use yrs::updates::decoder::Decode;
+use yrs::{GetString, ReadTxn, StateVector, Text, Transact, Update, WriteTxn};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn type_text(doc: &yrs::Doc, s: &str) -> Vec<u8> {
+    let mut txn = doc.transact_mut();
+    let text = txn.get_or_insert_text("t");
+    let len = text.len(&txn);
+    text.insert(&mut txn, len, s);
+    txn.encode_update_v1()
+}
+
+fn text(doc: &yrs::Doc) -> String {
+    let txn = doc.transact();
+    txn.get_text("t")
+        .map(|t| t.get_string(&txn))
+        .unwrap_or_default()
+}
+
+/// The next message the hub sends the session.
+async fn next_message(session: &mut Session, what: &str) -> Vec<u8> {
+    match tokio::time::timeout(TIMEOUT, session.next()).await {
+        Ok(Outgoing::Frame(f)) => f.to_vec(),
+        Ok(Outgoing::Close(c)) => panic!("closed while waiting for {what}: {c:?}"),
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// What a fresh load of the document from the store shows.
+async fn stored_text(store: &SqliteStore, id: &DocId) -> String {
+    let stored = store.load(id).await.unwrap();
+    let doc = yrs::Doc::new();
+    {
+        let mut txn = doc.transact_mut();
+        for bytes in stored
+            .snapshot
+            .iter()
+            .map(|s| &s.data)
+            .chain(stored.tail.iter().map(|e| &e.update))
+        {
+            txn.apply_update(Update::decode_v1(bytes).unwrap()).unwrap();
+        }
+    }
+    text(&doc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let bus = LocalBus::new();
+    let hub = Hub::new(
+        Arc::new(store.clone()),
+        Arc::new(bus.node(NodeId("survivor".into()))),
+        HubConfig::default(),
+    );
+    let id: DocId = "orphaned".parse().unwrap();
+    let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
+
+    // The author typed on the node that died: it published the update on
+    // the bus and was killed before its append committed. Only the
+    // surviving node's memory holds it.
+    let author = yrs::Doc::new();
+    let lost = type_text(&author, "lost ");
+    let dead = bus.node(NodeId("dead".into()));
+    dead.publish(&id, BusPayload::Update(lost.into())).unwrap();
+    let watched = yrs::Doc::new();
+    while !text(&watched).contains("lost") {
+        let frame = next_message(&mut watcher, "the update from the bus").await;
+        if let Message::Sync(SyncMessage::Update(u) | SyncMessage::Step2(u)) =
+            Message::decode(&frame).unwrap()
+        {
+            watched
+                .transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
+        }
+    }
+
+    // The author reconnects here with what it holds, as a Yjs client does:
+    // it answers the node's step 1 with a diff against it, and types on.
+    let mut session = hub
+        .join(
+            &id,
+            JoinOptions {
+                durable_acks: true,
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let offered = loop {
+        let frame = next_message(&mut session, "sync step 1").await;
+        if let Message::Sync(SyncMessage::Step1(sv)) = Message::decode(&frame).unwrap() {
+            break StateVector::decode_v1(sv).unwrap();
+        }
+    };
+    let diff = author.transact().encode_diff_v1(&offered);
+    assert!(session.receive(encode_sync_step2(&diff)).await);
+    let more = type_text(&author, "more");
+    assert!(session.receive(encode_update(&more)).await);
+    loop {
+        let frame = next_message(&mut session, "the ack").await;
+        if let Message::Ack { durable } = Message::decode(&frame).unwrap()
+            && durable >= 2
+        {
+            break;
+        }
+    }
+
+    // Acknowledged means stored: a node loading the document now sees it all.
+    assert_eq!(stored_text(&store, &id).await, "lost more");
+}

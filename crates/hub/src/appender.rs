@@ -89,11 +89,13 @@ async fn run(
 }
 
 /// One document's share of a committed batch. Its rows got consecutive
-/// sequence numbers ending at `last_seq` (see [`DocStore::append`]).
+/// sequence numbers ending at `last_seq` (see [`DocStore::append`]), or none
+/// at all when the document no longer exists (`gone`).
 struct PerDoc {
     rows: usize,
     bytes: usize,
     last_seq: Seq,
+    gone: bool,
     reply: flume::Sender<DocCommand>,
 }
 
@@ -129,24 +131,38 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
             rows: 0,
             bytes: 0,
             last_seq: Seq(0),
+            gone: false,
             reply: req.reply,
         });
         e.rows += 1;
         e.bytes += req.update.len();
-        if let Ok(seqs) = &result {
-            e.last_seq = e.last_seq.max(seqs[i]);
+        match result.as_ref().map(|seqs| &seqs[i]) {
+            Ok(Ok(seq)) => e.last_seq = e.last_seq.max(*seq),
+            // The store answers per document: all its rows, or none.
+            Ok(Err(_)) => e.gone = true,
+            Err(_) => {}
         }
     }
     match result {
         Ok(_) => {
-            metrics::counter!(m::APPEND_ROWS_TOTAL).increment(appends.len() as u64);
-            for d in per_doc.into_values() {
-                let _ = d.reply.send(DocCommand::Committed {
-                    rows: d.rows,
-                    bytes: d.bytes,
-                    last_seq: d.last_seq,
-                });
+            let mut stored = 0;
+            for (doc, d) in per_doc {
+                let reply = if d.gone {
+                    // Deleted while live here: other documents of the batch
+                    // committed, this one's updates were not written.
+                    tracing::info!(doc = %doc, rows = d.rows, "append refused: the document was deleted");
+                    DocCommand::DocumentGone { rows: d.rows }
+                } else {
+                    stored += d.rows;
+                    DocCommand::Committed {
+                        rows: d.rows,
+                        bytes: d.bytes,
+                        last_seq: d.last_seq,
+                    }
+                };
+                let _ = d.reply.send(reply);
             }
+            metrics::counter!(m::APPEND_ROWS_TOTAL).increment(stored as u64);
         }
         Err(e) => {
             tracing::error!(error = %e, rows = appends.len(), "append failed");

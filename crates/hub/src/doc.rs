@@ -60,6 +60,11 @@ pub(crate) enum DocCommand {
     AppendFailed {
         rows: usize,
     },
+    /// The store refused these appends because the document no longer
+    /// exists (it was deleted while live here); nothing of them was written.
+    DocumentGone {
+        rows: usize,
+    },
     Compacted(Result<Option<CompactionResult>, StoreError>),
     Healed(Result<StoredDoc, StoreError>),
     Presence {
@@ -435,6 +440,19 @@ impl DocActor {
                     "storage failed; reconnect to resync",
                 ))
                 .await;
+            }
+            DocCommand::DocumentGone { rows } => {
+                // Counted so the document can unload, never acknowledged:
+                // those updates were not stored. Closing without taking the
+                // frames still queued (as `begin_close` otherwise does):
+                // they would only be refused too.
+                self.committed += rows as u64;
+                if !self.closing {
+                    tracing::info!(doc = %self.id, "document deleted while live; closing its sessions");
+                    self.closing = true;
+                    self.begin_close(CloseFrame::new(CloseCode::NotFound, "document deleted"))
+                        .await;
+                }
             }
             DocCommand::Compacted(result) => {
                 self.compacting = false;

@@ -32,7 +32,7 @@ struct GatedStore {
 
 #[async_trait::async_trait]
 impl DocStore for GatedStore {
-    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {
+    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
         let _permit = self.gate.acquire().await.expect("gate open");
         self.inner.append(batch).await
     }
@@ -211,6 +211,7 @@ async fn an_update_lost_on_the_bus_and_committed_late_still_arrives() {
         HubConfig::default(),
     );
     let id: DocId = "late".parse().unwrap();
+    store.create_document(&id, "late").await.unwrap();
     let on_a = Client::join(&a, &id).await;
     let mut on_b = Client::join(&b, &id).await;
 
@@ -283,6 +284,7 @@ async fn a_reconnect_heals_from_the_log() {
         HubConfig::default(),
     );
     let id: DocId = "reconnect".parse().unwrap();
+    store.create_document(&id, "reconnect").await.unwrap();
     let on_a = Client::join(&a, &id).await;
     let mut on_b = Client::join(&b, &id).await;
     on_a.type_text("before ").await;

@@ -68,6 +68,9 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 async fn concurrent_joiners_share_one_load() {
     let dir = tempfile::tempdir().unwrap();
     let st = store(&dir).await;
+    st.create_document(&doc_id("shared"), "Shared")
+        .await
+        .unwrap();
     st.append(&[quire_store::Append {
         doc: doc_id("shared"),
         update: Bytes::from(raw_text_update("x")),
@@ -144,6 +147,7 @@ async fn idle_documents_unload_after_their_last_append_committed() {
         },
     );
     let id = doc_id("idle");
+    reader.create_document(&id, "Idle").await.unwrap();
     let s = hub.join(&id, JoinOptions::default()).await.unwrap();
     let doc = yrs::Doc::new();
     for i in 0..200 {
@@ -186,6 +190,7 @@ async fn shutdown_closes_sessions_with_going_away_and_flushes() {
     let reader = st.clone();
     let hub = hub(st, HubConfig::default());
     let id = doc_id("bye");
+    reader.create_document(&id, "Bye").await.unwrap();
     let mut s = hub.join(&id, JoinOptions::default()).await.unwrap();
     first_state_vector(&mut s).await;
     assert!(s.receive(text_update("persist me")).await);

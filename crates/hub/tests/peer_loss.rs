@@ -74,6 +74,7 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_retur
         HubConfig::default(),
     );
     let id: DocId = "orphaned".parse().unwrap();
+    store.create_document(&id, "orphaned").await.unwrap();
     let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
 
     // The author typed on the node that died: it published the update on

@@ -59,6 +59,14 @@ impl<'a> GroupedBatch<'a> {
     }
 }
 
+/// The result of an append from each update's sequence number, `None` for
+/// the updates of a document that does not exist.
+pub(crate) fn appended(seqs: Vec<Option<Seq>>) -> Vec<StoreResult<Seq>> {
+    seqs.into_iter()
+        .map(|seq| seq.ok_or(StoreError::NotFound))
+        .collect()
+}
+
 /// Decides whether a compaction may go ahead, given the document's state read
 /// under the write lock. `Ok(false)` means superseded.
 ///

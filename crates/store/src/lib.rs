@@ -124,12 +124,19 @@ impl<T: DocStore + AuthStore> Store for T {}
 #[async_trait::async_trait]
 pub trait DocStore: Send + Sync + 'static {
     /// Appends every update of the batch in **one** transaction (group commit)
-    /// and returns each row's sequence number, in batch order. When this returns
-    /// `Ok`, every row is durable. A document that has no metadata row yet gets
-    /// one (title "Untitled"). Appends to one document are serialized across
-    /// connections and nodes, so sequence numbers are gap-free and a reader that
-    /// catches up by sequence number never skips a row that commits late.
-    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>>;
+    /// and returns, in batch order, each update's sequence number, or
+    /// `Err(NotFound)` for an update whose document does not exist. When the
+    /// outer result is `Ok`, every numbered row is durable. Appends to one
+    /// document are serialized across connections and nodes, so sequence
+    /// numbers are gap-free and a reader that catches up by sequence number
+    /// never skips a row that commits late.
+    ///
+    /// Appending never creates a document ([`DocStore::create_document`]
+    /// does): a document deleted while a node still had it live would
+    /// otherwise come back, ownerless, with the next write. Nothing is written
+    /// for a missing document, and the other documents of the batch are
+    /// appended as usual: one document's deletion fails no one else's writes.
+    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>>;
 
     /// The latest snapshot and every row after it. An unknown document loads as
     /// empty (no snapshot, no rows).
@@ -145,6 +152,7 @@ pub trait DocStore: Send + Sync + 'static {
     /// only if the current snapshot's `upto` is still `base` (`None`: no
     /// snapshot yet). Otherwise changes nothing and returns `Superseded`. Rows
     /// after `snapshot.upto` are never touched. Idempotent and safe to race.
+    /// `NotFound` if the document does not exist: a snapshot never creates one.
     async fn compact(
         &self,
         doc: &DocId,

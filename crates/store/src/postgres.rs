@@ -2,12 +2,14 @@
 //! database, so everything the embedded store gets for free from its single
 //! writer is done here with row locks:
 //!
-//! - **Appends** bump `documents.last_seq` with an upsert inside the append
+//! - **Appends** bump `documents.last_seq` with an `UPDATE` inside the append
 //!   transaction. The row lock that takes is held until commit, so two writers
 //!   of one document, on any nodes, run one after the other: sequence numbers
 //!   are gap-free and commit in order, and a reader catching up by sequence
 //!   number never sees row n+1 before row n. A batch locks its documents in
-//!   sorted order, so batches can't deadlock on each other.
+//!   sorted order, so batches can't deadlock on each other. Not an upsert: an
+//!   append that waited on a delete's lock finds no row once the delete
+//!   commits, and the document stays deleted instead of coming back.
 //! - **Compaction** locks the same row, then compares the snapshot's `upto`
 //!   with the caller's base: per-document serialized and compare-and-swap.
 //! - **Reads** are single statements, which PostgreSQL runs on one snapshot.
@@ -267,9 +269,9 @@ impl PgStore {
         &self,
         batch: &[Append],
         grouped: &GroupedBatch<'_>,
-    ) -> Result<Vec<Seq>, Failure> {
+    ) -> Result<Vec<StoreResult<Seq>>, Failure> {
         let now = UnixMillis::now().0;
-        let mut seqs = vec![Seq(0); batch.len()];
+        let mut seqs = vec![None; batch.len()];
         let mut doc_ids = Vec::with_capacity(batch.len());
         let mut row_seqs = Vec::with_capacity(batch.len());
         let mut data: Vec<&[u8]> = Vec::with_capacity(batch.len());
@@ -277,42 +279,45 @@ impl PgStore {
         let mut tx = self.begin().await?;
         for (doc, positions) in &grouped.docs {
             // Reserves positions.len() numbers and takes the row lock that
-            // serializes this document's writers until commit. A new document
-            // starts at n; an existing one adds n (`EXCLUDED.last_seq`).
+            // serializes this document's writers until commit. No row: the
+            // document was deleted (or never created); its updates are not
+            // written, the other documents' are.
             self.queries.add(1);
-            let last_seq: i64 = sqlx::query_scalar(
-                "INSERT INTO documents (id, title, created_at, updated_at, last_seq) \
-                 VALUES ($1, 'Untitled', $2, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                   last_seq = documents.last_seq + EXCLUDED.last_seq, \
-                   updated_at = GREATEST(documents.updated_at, EXCLUDED.updated_at) \
-                 RETURNING last_seq",
+            let last_seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE documents SET last_seq = last_seq + $2, \
+                   updated_at = GREATEST(updated_at, $3) \
+                 WHERE id = $1 RETURNING last_seq",
             )
             .bind(doc.as_str())
-            .bind(now)
             .bind(positions.len() as i64)
-            .fetch_one(&mut *tx)
+            .bind(now)
+            .fetch_optional(&mut *tx)
             .await?;
+            let Some(last_seq) = last_seq else {
+                continue;
+            };
             for (pos, seq) in GroupedBatch::seqs_ending_at(positions, last_seq) {
-                seqs[pos] = seq;
+                seqs[pos] = Some(seq);
                 doc_ids.push(doc.as_str());
                 row_seqs.push(seq.0);
                 data.push(batch[pos].update.as_ref());
             }
         }
         // Every row of the batch in one statement, whatever its size.
-        self.queries.add(1);
-        sqlx::query(
-            "INSERT INTO updates (doc_id, seq, data) \
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[])",
-        )
-        .bind(&doc_ids)
-        .bind(&row_seqs)
-        .bind(&data)
-        .execute(&mut *tx)
-        .await?;
+        if !doc_ids.is_empty() {
+            self.queries.add(1);
+            sqlx::query(
+                "INSERT INTO updates (doc_id, seq, data) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bytea[])",
+            )
+            .bind(&doc_ids)
+            .bind(&row_seqs)
+            .bind(&data)
+            .execute(&mut *tx)
+            .await?;
+        }
         self.commit(tx).await?;
-        Ok(seqs)
+        Ok(common::appended(seqs))
     }
 
     async fn compact_once(
@@ -394,7 +399,7 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl DocStore for PgStore {
-    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {
+    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }

@@ -166,37 +166,37 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl DocStore for SqliteStore {
-    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<Seq>> {
+    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let grouped = GroupedBatch::new(batch);
         let now = UnixMillis::now().0;
-        let mut seqs = vec![Seq(0); batch.len()];
+        let mut seqs = vec![None; batch.len()];
         let mut rows = Vec::with_capacity(batch.len());
         let mut tx = self.begin_write().await?;
         for (doc, positions) in &grouped.docs {
-            // Reserves positions.len() numbers in one statement: a new
-            // document starts with last_seq = n, an existing one adds n
-            // (`excluded.last_seq` is the n we tried to insert).
+            // Reserves positions.len() numbers in one statement. An update,
+            // never an upsert: a document that is not there was deleted (or
+            // never created) and must stay gone.
             self.queries.add(1);
-            let last_seq: i64 = sqlx::query_scalar(
-                "INSERT INTO documents (id, title, created_at, updated_at, last_seq) \
-                 VALUES ($1, 'Untitled', $2, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                   last_seq = documents.last_seq + excluded.last_seq, \
-                   updated_at = max(documents.updated_at, excluded.updated_at) \
-                 RETURNING last_seq",
+            let last_seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE documents SET last_seq = last_seq + $2, \
+                   updated_at = max(updated_at, $3) \
+                 WHERE id = $1 RETURNING last_seq",
             )
             .bind(doc.as_str())
-            .bind(now)
             .bind(positions.len() as i64)
-            .fetch_one(&mut *tx)
+            .bind(now)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
+            let Some(last_seq) = last_seq else {
+                continue;
+            };
             for (pos, seq) in GroupedBatch::seqs_ending_at(positions, last_seq) {
                 rows.push((doc, seq, pos));
-                seqs[pos] = seq;
+                seqs[pos] = Some(seq);
             }
         }
         // Multi-row INSERTs: each statement is a round trip to sqlx's SQLite
@@ -214,7 +214,7 @@ impl DocStore for SqliteStore {
             insert.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         self.commit(tx).await?;
-        Ok(seqs)
+        Ok(common::appended(seqs))
     }
 
     async fn load(&self, doc: &DocId) -> StoreResult<StoredDoc> {

@@ -51,6 +51,8 @@ async fn queries_are_counted_and_idle_costs_nothing() {
     );
 
     let d = DocId::new("counted").unwrap();
+    store.create_document(&d, "Counted").await.expect("create");
+    let idle = store.queries_executed();
     store
         .append(&[Append {
             doc: d.clone(),
@@ -59,7 +61,7 @@ async fn queries_are_counted_and_idle_costs_nothing() {
         .await
         .expect("append");
     let after_append = store.queries_executed();
-    // BEGIN, the sequence upsert, one row, COMMIT.
+    // BEGIN, the sequence update, one row, COMMIT.
     assert_eq!(after_append - idle, 4);
     let clone = store.clone();
     clone.load(&d).await.expect("load");
@@ -78,14 +80,15 @@ async fn opening_twice_shares_the_file() {
     let first = h.open().await;
     let second = h.open().await;
     let d = DocId::new("shared").unwrap();
+    first.create_document(&d, "Shared").await.expect("create");
     let batch = [Append {
         doc: d.clone(),
         update: "a".into(),
     }];
     let (x, y) = tokio::join!(first.append(&batch), second.append(&batch));
     let mut seqs = vec![
-        x.expect("first append")[0].0,
-        y.expect("second append")[0].0,
+        x.expect("first append")[0].as_ref().expect("numbered").0,
+        y.expect("second append")[0].as_ref().expect("numbered").0,
     ];
     seqs.sort();
     assert_eq!(seqs, vec![1, 2]);

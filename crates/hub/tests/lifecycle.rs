@@ -210,3 +210,69 @@ async fn shutdown_closes_sessions_with_going_away_and_flushes() {
         "no joins after shutdown"
     );
 }
+
+/// The next ack's count, or the close; other frames are skipped.
+async fn next_ack_or_close(s: &mut Session) -> Result<u64, quire_hub::CloseFrame> {
+    loop {
+        match tokio::time::timeout(TIMEOUT, s.next()).await.unwrap() {
+            Outgoing::Frame(f) => {
+                if let Message::Ack { durable } = Message::decode(&f).unwrap() {
+                    return Ok(durable);
+                }
+            }
+            Outgoing::Close(c) => return Err(c),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_document_deleted_while_live_closes_its_sessions_and_stays_deleted() {
+    // Another node deleted the document (straight in the store, no eviction
+    // reached this one) while a session here keeps writing: the append is
+    // refused, the sessions close with 4404, nothing is acknowledged and
+    // the document does not come back. Another document's update, in the
+    // same group commit, is stored and acknowledged.
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir).await;
+    let reader = st.clone();
+    let hub = hub(
+        st,
+        HubConfig {
+            // Long enough for both updates below to share one batch.
+            append_window: Duration::from_millis(200),
+            ..HubConfig::default()
+        },
+    );
+    let (id, bystander) = (doc_id("doomed"), doc_id("bystander"));
+    for d in [&id, &bystander] {
+        reader.create_document(d, d.as_str()).await.unwrap();
+    }
+    let acks = JoinOptions {
+        durable_acks: true,
+        ..JoinOptions::default()
+    };
+    let mut writer = hub.join(&id, acks.clone()).await.unwrap();
+    let mut watcher = hub.join(&id, acks.clone()).await.unwrap();
+    let mut other = hub.join(&bystander, acks.clone()).await.unwrap();
+    for s in [&mut writer, &mut watcher, &mut other] {
+        first_state_vector(s).await;
+    }
+    assert!(writer.receive(text_update("kept")).await);
+    assert_eq!(next_ack_or_close(&mut writer).await.unwrap(), 1);
+
+    reader.delete_document(&id).await.unwrap();
+    assert!(writer.receive(text_update("too late")).await);
+    assert!(other.receive(text_update("unaffected")).await);
+    for s in [&mut writer, &mut watcher] {
+        match next_ack_or_close(s).await {
+            Err(c) => assert_eq!(c.code.code(), 4404, "{c:?}"),
+            Ok(n) => panic!("acknowledged {n} after the delete"),
+        }
+    }
+    wait_until("document unloaded", || hub.live_documents() == 1).await;
+    assert_eq!(reader.document(&id).await.unwrap(), None);
+    assert!(reader.load(&id).await.unwrap().tail.is_empty());
+
+    assert_eq!(next_ack_or_close(&mut other).await.unwrap(), 1);
+    assert_eq!(reader.load(&bystander).await.unwrap().tail.len(), 1);
+}

@@ -233,11 +233,13 @@ async fn delete_document(
     let id = doc_id(id)?;
     require_role(&state, &me, &id, DocRole::Owner).await?;
     // Close the live sessions and let pending appends commit first, so that
-    // nothing written after the delete brings the document back. Other nodes
+    // editors are told at once rather than on their next write. Other nodes
     // are told twice: before the delete, so that they stop taking writes as
-    // soon as they can (an append committed after the delete would recreate
-    // the document's row), and after it, to close any socket that
-    // reconnected there in between, now that a new join is refused.
+    // soon as they can, and after it, to close any socket that reconnected
+    // there in between, now that a new join is refused. A write that slips
+    // through anyway cannot bring the document back: the store refuses
+    // appends to a document that does not exist, and the live document that
+    // made it closes its sessions with 4404.
     let evict = ControlMessage::Evict {
         doc: id.clone(),
         frame: CloseFrame::new(CloseCode::NotFound, "document deleted"),

@@ -7,9 +7,10 @@
 //! from when the generator got to send it: a server that stalls the
 //! generator (or a generator too slow for the rate) cannot hide the delay
 //! by making the generator send later (coordinated omission). A failing step
-//! whose send lag alone used half the limit is named *generator-bound*:
-//! there the figures are the generator's, not the server's. Each step
-//! reports the generator's CPU so a run can be checked for it.
+//! with the generator's core nearly full is named *generator-bound*: there
+//! the figures are the generator's, not the server's. (A send lag alone does
+//! not say so: a server that reads slowly makes the generator's sends wait
+//! too.) Each step reports the generator's CPU so a run can be checked.
 //!
 //! By default clients do not keep a yrs replica (see [`Options::replicas`]):
 //! each delivery costs the generator one frame read and a header parse, and
@@ -55,6 +56,10 @@ pub struct SaturateArgs {
     pub replicas: bool,
 }
 
+/// A failing step with the generator's CPU at or above this share of one
+/// core is blamed on the generator.
+const GENERATOR_BUSY_PERCENT: f64 = 90.0;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub rate: f64,
@@ -99,7 +104,8 @@ impl Step {
             // Everything arrived, nothing was closed, and yet the texts
             // differ: a correctness failure, not a load limit.
             Some("diverged")
-        } else if p99 > args.p99_limit_ms && send_lag_p99_ms > args.p99_limit_ms / 2.0 {
+        } else if p99 > args.p99_limit_ms && o.usage.generator.cpu_percent >= GENERATOR_BUSY_PERCENT
+        {
             Some("generator_bound")
         } else if p99 > args.p99_limit_ms {
             Some("p99_over_limit")

@@ -37,6 +37,16 @@ const FRAME_QUEUE: usize = 256;
 /// Delay before retrying a heal whose log read failed.
 const HEAL_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// An update applied from the bus whose commit its origin has not announced.
+struct PeerUpdate {
+    origin: NodeId,
+    counter: u64,
+    /// Its lowest clock per Yjs client.
+    lower: StateVector,
+    update: Bytes,
+    received: Instant,
+}
+
 pub(crate) enum DocCommand {
     Join {
         conn: ConnId,
@@ -254,7 +264,11 @@ struct DocActor {
     /// does, they may exist nowhere but in memory (an origin that dies
     /// before its commit never makes them durable), so they must not count
     /// as stored when a client asks what we lack: see [`Self::durable_state_vector`].
-    peer_uncommitted: VecDeque<(NodeId, u64, StateVector)>,
+    /// One still here after [`HubConfig::adopt_orphans_after`] is appended
+    /// by this node ([`Self::adopt_orphans`]).
+    ///
+    /// [`HubConfig::adopt_orphans_after`]: crate::HubConfig::adopt_orphans_after
+    peer_uncommitted: VecDeque<PeerUpdate>,
     /// Counter of the last message this node published for the document.
     last_counter: u64,
     /// Published updates not yet committed: `(append number, bus counter)`.
@@ -335,6 +349,10 @@ impl DocActor {
                     tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
                 });
             let heal_deadline = self.heals.deadline();
+            let adopt_deadline = self
+                .peer_uncommitted
+                .front()
+                .map(|p| p.received + self.hub.config.adopt_orphans_after);
             let flow = tokio::select! {
                 biased;
                 Ok(cmd) = self.control.recv_async() => self.on_command(cmd).await,
@@ -352,12 +370,17 @@ impl DocActor {
                     }
                     Flow::Continue
                 }
+                _ = sleep_until_std(adopt_deadline), if adopt_deadline.is_some() => {
+                    self.adopt_orphans().await;
+                    Flow::Continue
+                }
                 _ = cancel.cancelled(), if !self.closing => {
                     self.begin_close(CloseFrame::new(CloseCode::GoingAway, "server shutting down")).await;
                     Flow::Continue
                 }
                 _ = tokio::time::sleep_until(idle_deadline), if self.idle_since.is_some() => {
-                    if self.is_quiescent() && self.try_unload() { Flow::Exit } else {
+                    // Unloading would forget updates only memory may hold.
+                    if self.is_quiescent() && self.peer_uncommitted.is_empty() && self.try_unload() { Flow::Exit } else {
                         self.idle_since = self.conns.is_empty().then(tokio::time::Instant::now);
                         Flow::Continue
                     }
@@ -883,11 +906,13 @@ impl DocActor {
                         };
                         let decoded_lower = decoded.state_vector_lower();
                         if let Ok(true) = apply(&self.doc, decoded) {
-                            self.peer_uncommitted.push_back((
-                                msg.origin.clone(),
-                                msg.counter,
-                                decoded_lower,
-                            ));
+                            self.peer_uncommitted.push_back(PeerUpdate {
+                                origin: msg.origin.clone(),
+                                counter: msg.counter,
+                                lower: decoded_lower,
+                                update: u.clone(),
+                                received: now,
+                            });
                             metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus")
                                 .increment(1);
                             self.doc_bytes += u.len();
@@ -911,7 +936,7 @@ impl DocActor {
                     }
                     BusPayload::Committed { covers } => {
                         self.peer_uncommitted
-                            .retain(|(o, c, _)| *o != msg.origin || *c > covers);
+                            .retain(|p| p.origin != msg.origin || p.counter > covers);
                     }
                 }
             }
@@ -974,6 +999,43 @@ impl DocActor {
         }
     }
 
+    /// Appends the updates from other nodes whose commit was not announced
+    /// within [`HubConfig::adopt_orphans_after`]: their origin most likely
+    /// died between publishing and committing, and if their author never
+    /// comes back to re-send them, this node's memory (and its peers') is
+    /// the only place they exist, while updates typed after them, stored and
+    /// acknowledged, cannot be shown without them. Every survivor does this;
+    /// appending an update twice is harmless. No acknowledgement waits on
+    /// these appends.
+    ///
+    /// [`HubConfig::adopt_orphans_after`]: crate::HubConfig::adopt_orphans_after
+    async fn adopt_orphans(&mut self) {
+        let cutoff = Instant::now()
+            .checked_sub(self.hub.config.adopt_orphans_after)
+            .unwrap_or_else(Instant::now);
+        while self
+            .peer_uncommitted
+            .front()
+            .is_some_and(|p| p.received <= cutoff)
+        {
+            let Some(p) = self.peer_uncommitted.pop_front() else {
+                break;
+            };
+            tracing::warn!(doc = %self.id, origin = %p.origin, counter = p.counter,
+                "storing an update its origin published but never announced committed");
+            metrics::counter!(m::ORPHANS_ADOPTED_TOTAL).increment(1);
+            let req = AppendRequest {
+                doc: self.id.clone(),
+                update: p.update,
+                reply: self.control_tx.clone(),
+            };
+            if self.hub.appender.append(req).await.is_err() {
+                return;
+            }
+            self.submitted += 1;
+        }
+    }
+
     /// The state vector offered to a joining client (sync step 1): what we
     /// hold, less whatever another node published but has not committed. A
     /// client answers with everything past it, so an author whose node died
@@ -984,8 +1046,8 @@ impl DocActor {
     /// idempotent.
     fn durable_state_vector(&self) -> StateVector {
         let mut sv = self.doc.transact().state_vector();
-        for (_, _, lower) in &self.peer_uncommitted {
-            for (client, clock) in lower.iter() {
+        for p in &self.peer_uncommitted {
+            for (client, clock) in p.lower.iter() {
                 // A client we hold nothing of is sent in full anyway.
                 if sv.contains_client(client) {
                     sv.set_min(*client, *clock);

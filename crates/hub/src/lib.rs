@@ -74,6 +74,10 @@ pub struct HubConfig {
     /// appended might be missing from the live document and so from the
     /// snapshot that replaces it.
     pub sole_writer: bool,
+    /// An update another node published is appended by this node too when
+    /// that node has not announced its commit within this time (it most
+    /// likely died in between; appending twice is harmless).
+    pub adopt_orphans_after: Duration,
 }
 
 impl Default for HubConfig {
@@ -89,6 +93,7 @@ impl Default for HubConfig {
             max_awareness_state_bytes: 16 * 1024,
             max_awareness_clients_per_session: 8,
             sole_writer: false,
+            adopt_orphans_after: Duration::from_secs(10),
         }
     }
 }

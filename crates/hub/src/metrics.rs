@@ -20,6 +20,7 @@ pub const BUS_MESSAGES_OUT_TOTAL: &str = "quire_bus_messages_out_total";
 pub const BUS_HEALS_TOTAL: &str = "quire_bus_heals_total";
 pub const BUS_LAG_SECONDS: &str = "quire_bus_lag_seconds";
 pub const HEALED_UPDATES_TOTAL: &str = "quire_bus_heals_found_missing_total";
+pub const ORPHANS_ADOPTED_TOTAL: &str = "quire_bus_orphans_adopted_total";
 
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
@@ -88,5 +89,9 @@ pub fn describe() {
     describe_counter!(
         HEALED_UPDATES_TOTAL,
         "Heals that found updates this node had missed"
+    );
+    describe_counter!(
+        ORPHANS_ADOPTED_TOTAL,
+        "Updates another node published but never announced committed, appended by this node"
     );
 }

@@ -131,3 +131,84 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_retur
     // Acknowledged means stored: a node loading the document now sees it all.
     assert_eq!(stored_text(&store, &id).await, "lost more");
 }
+
+/// Waits until a fresh load from the store shows `want`.
+async fn wait_stored(store: &SqliteStore, id: &DocId, want: &str) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let got = stored_text(store, id).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store shows {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads frames until the watcher's replica contains `what`.
+async fn watch_until(watcher: &mut Session, watched: &yrs::Doc, what: &str) {
+    while !text(watched).contains(what) {
+        let frame = next_message(watcher, what).await;
+        if let Message::Sync(SyncMessage::Update(u) | SyncMessage::Step2(u)) =
+            Message::decode(&frame).unwrap()
+        {
+            watched
+                .transact_mut()
+                .apply_update(Update::decode_v1(u).unwrap())
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_origin_died_uncommitted_is_stored_by_a_survivor_when_its_author_never_returns()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let bus = LocalBus::new();
+    let hub = Hub::new(
+        Arc::new(store.clone()),
+        Arc::new(bus.node(NodeId("survivor".into()))),
+        HubConfig {
+            adopt_orphans_after: Duration::from_millis(300),
+            ..HubConfig::default()
+        },
+    );
+    let id: DocId = "orphaned".parse().unwrap();
+    store.create_document(&id, "orphaned").await.unwrap();
+    let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
+    let watched = yrs::Doc::new();
+
+    // A live node publishes an update and announces its commit at once (it
+    // appended it itself; here nobody does, so the store shows whether the
+    // survivor appended it too, which it must not).
+    let alive = bus.node(NodeId("alive".into()));
+    let author = yrs::Doc::new();
+    let committed = type_text(&author, "kept ");
+    let counter = alive
+        .publish(&id, BusPayload::Update(committed.into()))
+        .unwrap();
+    alive
+        .publish(&id, BusPayload::Committed { covers: counter })
+        .unwrap();
+    watch_until(&mut watcher, &watched, "kept").await;
+
+    // Another node publishes an update and dies before committing it; its
+    // author never comes back.
+    let dead = bus.node(NodeId("dead".into()));
+    let other = yrs::Doc::new();
+    let lost = type_text(&other, "orphan");
+    dead.publish(&id, BusPayload::Update(lost.into())).unwrap();
+    watch_until(&mut watcher, &watched, "orphan").await;
+
+    // The survivor stores the orphan once its origin stayed silent past the
+    // limit, and only the orphan.
+    wait_stored(&store, &id, "orphan").await;
+    let stored = store.load(&id).await.unwrap();
+    assert_eq!(stored.tail.len(), 1, "only the orphan is appended");
+}

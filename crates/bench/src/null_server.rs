@@ -6,7 +6,8 @@
 //!
 //! It keeps the same socket discipline as Quire so the comparison is fair:
 //! one shared `Bytes` per broadcast, a bounded queue per socket (closed with
-//! 4429 when full, never silently skipped), batched writes, Nagle off.
+//! 4429 when full, never silently skipped), one task and one loop per socket,
+//! batched writes, Nagle off.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use quire_protocol::{MSG_SYNC, SYNC_STEP1, encode_sync_step2};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -41,7 +42,7 @@ pub struct NullServerArgs {
 
 struct Member {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: flume::Sender<Bytes>,
     /// Raised when the queue overflowed: the writer closes with 4429.
     too_slow: Arc<Notify>,
 }
@@ -92,10 +93,10 @@ async fn connection(stream: TcpStream, rooms: Arc<Rooms>) -> anyhow::Result<()> 
         path = req.uri().path().to_string();
         Ok(resp)
     };
-    // The same 2 KiB read buffer as Quire's sockets (crates/server/src/ws.rs):
+    // The same 1 KiB read buffer as Quire's sockets (crates/server/src/ws.rs):
     // tungstenite zeroes its whole read buffer, 128 KiB by default, before
     // every read.
-    let config = WebSocketConfig::default().read_buffer_size(2 << 10);
+    let config = WebSocketConfig::default().read_buffer_size(1 << 10);
     let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, remember_path, Some(config))
         .await?;
     let room = rooms
@@ -106,63 +107,63 @@ async fn connection(stream: TcpStream, rooms: Arc<Rooms>) -> anyhow::Result<()> 
         .or_default()
         .clone();
     let id = rooms.next_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let (tx, rx) = flume::bounded::<Bytes>(OUT_QUEUE);
     let too_slow = Arc::new(Notify::new());
     room.members
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(Member {
             id,
-            tx: tx.clone(),
+            tx,
             too_slow: too_slow.clone(),
         });
 
-    let (mut sink, mut stream) = ws.split();
-    let writer = async move {
+    // One loop reads and writes, as Quire's sockets do (crates/server/src/ws.rs):
+    // split halves share a lock, and a writer holding it keeps the reader
+    // from draining the socket, which stalled the generator's sends here
+    // while the relay idled (saturate failed at 38 % CPU).
+    let mut ws = ws;
+    let result = async {
         loop {
-            let first = tokio::select! {
-                biased;
-                _ = too_slow.notified() => break,
-                f = rx.recv() => match f {
-                    Some(f) => f,
-                    None => return anyhow::Ok(()),
-                },
-            };
-            sink.feed(WsMessage::Binary(first)).await?;
-            for _ in 1..WRITE_BATCH {
-                let Ok(f) = rx.try_recv() else { break };
-                sink.feed(WsMessage::Binary(f)).await?;
-            }
-            sink.flush().await?;
-        }
-        sink.send(WsMessage::Close(Some(CloseFrame {
-            code: CloseCode::from(4429),
-            reason: "socket too slow".into(),
-        })))
-        .await?;
-        Ok(())
-    };
-    let reader = async {
-        while let Some(msg) = stream.next().await {
-            let frame = match msg? {
-                WsMessage::Binary(b) => b,
-                WsMessage::Close(_) => break,
-                _ => continue,
-            };
-            if frame.len() >= 2 && frame[0] as u64 == MSG_SYNC && frame[1] as u64 == SYNC_STEP1 {
-                if tx.send(encode_sync_step2(EMPTY_UPDATE)).await.is_err() {
-                    break;
+            // Unbiased: under load the queue always has frames, and a loop
+            // that polled it first would stop reading the client.
+            tokio::select! {
+                _ = too_slow.notified() => {
+                    ws.send(WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::from(4429),
+                        reason: "socket too slow".into(),
+                    })))
+                    .await?;
+                    return anyhow::Ok(());
                 }
-                continue;
+                f = rx.recv_async() => {
+                    let Ok(first) = f else { return Ok(()) };
+                    ws.feed(WsMessage::Binary(first)).await?;
+                    for _ in 1..WRITE_BATCH {
+                        let Ok(f) = rx.try_recv() else { break };
+                        ws.feed(WsMessage::Binary(f)).await?;
+                    }
+                    ws.flush().await?;
+                }
+                msg = ws.next() => {
+                    let frame = match msg {
+                        Some(m) => match m? {
+                            WsMessage::Binary(b) => b,
+                            WsMessage::Close(_) => return Ok(()),
+                            _ => continue,
+                        },
+                        None => return Ok(()),
+                    };
+                    if frame.len() >= 2 && frame[0] as u64 == MSG_SYNC && frame[1] as u64 == SYNC_STEP1 {
+                        ws.send(WsMessage::Binary(encode_sync_step2(EMPTY_UPDATE))).await?;
+                        continue;
+                    }
+                    broadcast(&room, id, &frame);
+                }
             }
-            broadcast(&room, id, &frame);
         }
-        anyhow::Ok(())
-    };
-    let result = tokio::select! {
-        r = writer => r,
-        r = reader => r,
-    };
+    }
+    .await;
     room.members
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -187,11 +188,11 @@ fn broadcast(room: &Room, from: u64, frame: &Bytes) {
         }
         match m.tx.try_send(frame.clone()) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 m.too_slow.notify_one();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(flume::TrySendError::Disconnected(_)) => false,
         }
     });
 }

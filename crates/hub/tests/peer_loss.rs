@@ -61,8 +61,10 @@ async fn stored_text(store: &SqliteStore, id: &DocId) -> String {
     text(&doc)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_returns() {
+/// A surviving node's hub on a fresh SQLite store and a local bus, with the
+/// document `orphaned` created; the temporary folder lives as long as the
+/// first value.
+async fn survivor(config: HubConfig) -> (tempfile::TempDir, SqliteStore, LocalBus, Hub, DocId) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
         .await
@@ -71,10 +73,16 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_retur
     let hub = Hub::new(
         Arc::new(store.clone()),
         Arc::new(bus.node(NodeId("survivor".into()))),
-        HubConfig::default(),
+        config,
     );
     let id: DocId = "orphaned".parse().unwrap();
     store.create_document(&id, "orphaned").await.unwrap();
+    (dir, store, bus, hub, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_returns() {
+    let (_dir, store, bus, hub, id) = survivor(HubConfig::default()).await;
     let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
 
     // The author typed on the node that died: it published the update on
@@ -85,17 +93,7 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_when_its_author_retur
     let dead = bus.node(NodeId("dead".into()));
     dead.publish(&id, BusPayload::Update(lost.into())).unwrap();
     let watched = yrs::Doc::new();
-    while !text(&watched).contains("lost") {
-        let frame = next_message(&mut watcher, "the update from the bus").await;
-        if let Message::Sync(SyncMessage::Update(u) | SyncMessage::Step2(u)) =
-            Message::decode(&frame).unwrap()
-        {
-            watched
-                .transact_mut()
-                .apply_update(Update::decode_v1(u).unwrap())
-                .unwrap();
-        }
-    }
+    watch_until(&mut watcher, &watched, "lost").await;
 
     // The author reconnects here with what it holds, as a Yjs client does:
     // it answers the node's step 1 with a diff against it, and types on.
@@ -166,21 +164,11 @@ async fn watch_until(watcher: &mut Session, watched: &yrs::Doc, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_origin_died_uncommitted_is_stored_by_a_survivor_when_its_author_never_returns()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
-        .await
-        .unwrap();
-    let bus = LocalBus::new();
-    let hub = Hub::new(
-        Arc::new(store.clone()),
-        Arc::new(bus.node(NodeId("survivor".into()))),
-        HubConfig {
-            adopt_orphans_after: Duration::from_millis(300),
-            ..HubConfig::default()
-        },
-    );
-    let id: DocId = "orphaned".parse().unwrap();
-    store.create_document(&id, "orphaned").await.unwrap();
+    let (_dir, store, bus, hub, id) = survivor(HubConfig {
+        adopt_orphans_after: Duration::from_millis(300),
+        ..HubConfig::default()
+    })
+    .await;
     let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
     let watched = yrs::Doc::new();
 

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use quire_bus::{ControlEvent, Subscription};
 use quire_hub::{AccessChange, CloseCode, CloseFrame, Hub, SessionTarget};
 use quire_store::StoreError;
-use quire_types::{AuthSessionId, DocId, UserId};
+use quire_types::{AuthSessionId, DocId, DocRole, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -305,13 +305,7 @@ pub async fn recheck(state: &AppState) -> Result<usize, StoreError> {
         }
         for (user, (writes, reads)) in users {
             let role = state.auth.document_access(doc, user).await?.map(|a| a.role);
-            let change = match role {
-                None => Some(AccessChange::Revoked),
-                Some(r) if writes && !r.can_edit() => Some(AccessChange::ReadOnly),
-                Some(r) if reads && r.can_edit() => Some(AccessChange::Reconnect),
-                Some(_) => None,
-            };
-            if let Some(change) = change {
+            if let Some(change) = access_change(writes, reads, role) {
                 let message = ControlMessage::ChangeAccess {
                     doc: doc.clone(),
                     user: user.clone(),
@@ -331,6 +325,23 @@ pub async fn recheck(state: &AppState) -> Result<usize, StoreError> {
         }
     }
     Ok(changed)
+}
+
+/// What a user's open sessions on a document must undergo now that their
+/// role is `now`: those that may write (`writes`) lose it on a downgrade,
+/// those that may only read (`reads`) reconnect to gain it; no role at all
+/// closes both.
+pub(crate) fn access_change(
+    writes: bool,
+    reads: bool,
+    now: Option<DocRole>,
+) -> Option<AccessChange> {
+    match now {
+        None => Some(AccessChange::Revoked),
+        Some(r) if writes && !r.can_edit() => Some(AccessChange::ReadOnly),
+        Some(r) if reads && r.can_edit() => Some(AccessChange::Reconnect),
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]

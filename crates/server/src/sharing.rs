@@ -137,13 +137,7 @@ async fn apply_change(
     after: Option<DocRole>,
 ) {
     let could_edit = before.is_some_and(DocRole::can_edit);
-    let change = match after {
-        None => Some(AccessChange::Revoked),
-        Some(r) if could_edit && !r.can_edit() => Some(AccessChange::ReadOnly),
-        Some(r) if !could_edit && r.can_edit() => Some(AccessChange::Reconnect),
-        Some(_) => None,
-    };
-    if let Some(change) = change {
+    if let Some(change) = control::access_change(could_edit, !could_edit, after) {
         let message = ControlMessage::ChangeAccess {
             doc: doc.clone(),
             user: user.clone(),

@@ -58,7 +58,8 @@ pub struct BurstArgs {
     /// Most times the observer reconnects.
     #[arg(long, default_value_t = 1000)]
     pub max_reconnects: usize,
-    /// Give up waiting for the observer after this many seconds.
+    /// Give up after this many seconds from the first write: on the writes,
+    /// the acknowledgements and the observer alike.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
     /// The writer does not opt in to durable acks (for servers without them).
@@ -238,18 +239,23 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
     let meter = PhaseMeter::start(args.server_pid)?;
     let started = Instant::now();
     let _ = start_tx.send(started);
-    let mut write_error = None;
-    for f in &frames {
-        if let Err(e) = sink.feed(WsMessage::Binary(f.clone())).await {
-            write_error = Some(e.to_string());
-            break;
+    // A server that stops reading blocks the writer in `feed`: the writes
+    // race the deadline like every other wait here, so the run still ends
+    // (and reports) when the server stalls.
+    let write = async {
+        for f in &frames {
+            sink.feed(WsMessage::Binary(f.clone())).await?;
         }
-    }
-    if write_error.is_none()
-        && let Err(e) = sink.flush().await
-    {
-        write_error = Some(e.to_string());
-    }
+        sink.flush().await
+    };
+    let write_error = match tokio::time::timeout_at((started + timeout).into(), write).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "the server took no more frames for {} s (timeout)",
+            args.timeout_secs
+        )),
+    };
     let written_s = started.elapsed().as_secs_f64();
 
     let observed = tokio::task::spawn_blocking(move || observer.join())
@@ -269,7 +275,7 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
         None
     };
     let usage = meter.finish()?;
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sink.close()).await;
     // The reader ends on our close; a close the server sent earlier is what
     // it returns.
     let writer_closed = match tokio::time::timeout(Duration::from_secs(5), reader).await {
@@ -294,6 +300,7 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
         "observer_delay_us": args.observer_delay_us,
         "observer_rcvbuf": args.observer_rcvbuf,
         "written_s": written_s,
+        "write_error": write_error,
         "seconds_to_identical": seconds_to_identical,
         "seconds_to_durable": durable_s,
         "identical": identical,
@@ -317,7 +324,13 @@ pub async fn measure(args: &BurstArgs) -> anyhow::Result<Report> {
                 args.observer_delay_us
             ),
         ),
-        ("written".into(), format!("in {written_s:.2} s")),
+        (
+            "written".into(),
+            match &write_error {
+                None => format!("in {written_s:.2} s"),
+                Some(e) => format!("NOT all written after {written_s:.2} s: {e}"),
+            },
+        ),
         (
             "observer".into(),
             match seconds_to_identical {

@@ -147,13 +147,10 @@ describe('collaboration', { timeout: 90_000 }, () => {
     });
   });
 
-  // Known flaky (about 1 run in 4 on this 2-core machine, before and after
-  // accounts): a remote edit arriving within milliseconds of a new local
-  // selection can still reset it — the y-prosemirror family of bugs
-  // (y-prosemirror#146) that docs/web.md describes. It runs in every suite
-  // and reports, but as `todo` it cannot fail CI until the remaining race is
-  // fixed.
-  test("a selection is not undone by the other person's typing", { todo: 'flaky: selection race with remote edits (docs/web.md)' }, async (t) => {
+  // Bob's edits and caret keep arriving while Alice selects: each one lands
+  // in the moment between her click or key and ProseMirror reading it
+  // (web/src/editor/pageSelection.ts).
+  test("a selection is not undone by the other person's typing", async (t) => {
     await withDiagnostics(t, () => people, () => server, async () => {
       const id = await server.createDocument('Selections');
       const alice = await person(ALICE);

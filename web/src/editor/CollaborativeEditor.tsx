@@ -6,8 +6,9 @@ import { useEffect, useRef, useState } from 'react';
 
 import type { UserIdentity } from '../collab/awareness';
 import type { CollabSession } from '../collab/session';
-import { buildExtensions, syncSelectionFromDom } from './extensions';
+import { buildExtensions } from './extensions';
 import { LinkPopover } from './LinkPopover';
+import { readPageSelection } from './pageSelection';
 import { Toolbar } from './Toolbar';
 
 interface Props {
@@ -52,8 +53,10 @@ export function CollaborativeEditor({ session, user, readOnly = false }: Props) 
 
   useEffect(() => {
     if (!editor) return;
+    // y-tiptap restores, after a remote change, the selection the state held
+    // when the change began: make that the page's (see pageSelection.ts).
     session.setBeforeRemoteChange(() => {
-      if (!editor.isDestroyed && editor.view.hasFocus()) syncSelectionFromDom(editor);
+      if (!editor.isDestroyed) readPageSelection(editor.view);
     });
     return () => session.setBeforeRemoteChange(null);
   }, [editor, session]);

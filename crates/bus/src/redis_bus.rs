@@ -43,7 +43,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::metrics as m;
 use crate::{
-    Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription, envelope,
+    Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Origin, Subscription, envelope,
 };
 
 /// Per-subscription queue bound, as for the local bus.
@@ -83,6 +83,9 @@ pub struct RedisBus {
 
 struct Shared {
     node: NodeId,
+    /// This run of the node: what its messages carry, and how its own
+    /// messages are told from those of another run under the same id.
+    origin: Origin,
     prefix: String,
     /// The connection's name in `CLIENT LIST`, so operators (and tests) can
     /// tell which connection belongs to which node.
@@ -145,6 +148,7 @@ impl RedisBus {
         let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client_name: format!("quire:{}:{}", opts.channel_prefix, opts.node),
+            origin: Origin::start(opts.node.clone()),
             node: opts.node,
             control_channel: control_channel_name(&opts.channel_prefix),
             prefix: opts.channel_prefix,
@@ -291,7 +295,7 @@ impl Shared {
 
     fn on_message(&self, channel: &[u8], payload: Vec<u8>) {
         // Our own messages come back to us: drop them before decoding.
-        if envelope::origin_of(&payload) == Some(self.node.0.as_bytes()) {
+        if envelope::is_from(&payload, &self.origin) {
             return;
         }
         let msg = match envelope::decode(Bytes::from(payload)) {
@@ -314,7 +318,7 @@ impl Shared {
     }
 
     fn on_control_message(&self, payload: Vec<u8>) {
-        if envelope::origin_of(&payload) == Some(self.node.0.as_bytes()) {
+        if envelope::is_from(&payload, &self.origin) {
             return;
         }
         let (origin, payload) = match envelope::decode_control(Bytes::from(payload)) {
@@ -561,7 +565,7 @@ impl Bus for RedisBus {
             *c
         };
         let msg = BusMessage {
-            origin: self.shared.node.clone(),
+            origin: self.shared.origin.clone(),
             counter,
             sent_at_micros: crate::now_micros(),
             payload,
@@ -599,7 +603,7 @@ impl Bus for RedisBus {
 
     fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
         let counter = self.shared.control_counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let bytes = envelope::encode_control(&self.shared.node, counter, &payload)
+        let bytes = envelope::encode_control(&self.shared.origin, counter, &payload)
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         self.control_publish_tx
             .send(bytes)

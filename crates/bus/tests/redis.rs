@@ -96,13 +96,14 @@ fn garbage_on_the_control_channel_is_dropped_and_the_channel_goes_on() {
         let mut sub = b.subscribe_control().await.expect("subscribe");
         let mut admin = harness.admin.clone();
         let future_version = {
-            let mut v = vec![9u8; 19];
-            v[18] = 0;
+            let mut v = vec![9u8; 27];
+            v[26] = 0;
             v
         };
         for garbage in [
             &b""[..],
             b"not an envelope",
+            // A version 1 (previous release) document message.
             &[
                 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, b'x',
             ],

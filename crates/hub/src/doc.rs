@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use quire_bus::{BusEvent, BusPayload, Subscription};
+use quire_bus::{BusEvent, BusPayload, Origin, Subscription};
 use quire_protocol::{
     AwarenessUpdate, Message, SyncMessage, encode_ack, encode_awareness, encode_permission_denied,
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
-use quire_types::{DocId, NodeId, Seq, UserId};
+use quire_types::{DocId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -39,7 +39,9 @@ const HEAL_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An update applied from the bus whose commit its origin has not announced.
 struct PeerUpdate {
-    origin: NodeId,
+    /// The run of the node that published it: a `Committed` from a later
+    /// run under the same id (counting from 1 again) says nothing about it.
+    origin: Origin,
     counter: u64,
     /// Its lowest clock per Yjs client.
     lower: StateVector,

@@ -298,18 +298,27 @@ impl Shared {
         if envelope::is_from(&payload, &self.origin) {
             return;
         }
-        let msg = match envelope::decode(Bytes::from(payload)) {
-            Ok(msg) => msg,
-            Err(e) => {
-                metrics::counter!(m::BAD_MESSAGES_TOTAL).increment(1);
-                tracing::warn!(error = %e, "dropping an undecodable bus message");
-                return;
-            }
-        };
         let Ok(channel) = std::str::from_utf8(channel) else {
             return;
         };
+        let decoded = envelope::decode(Bytes::from(payload));
         let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!(m::BAD_MESSAGES_TOTAL).increment(1);
+                tracing::warn!(error = %e, channel, "dropping an undecodable bus message");
+                // Most likely a node of another release (another envelope
+                // version) during a rolling upgrade: a change to the
+                // document that we can't read, so its subscribers heal
+                // from the log. That node's commit notices, refused alike,
+                // bring them back once its updates are stored.
+                for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
+                    notify_missed(tx, BusEvent::MayHaveMissed);
+                }
+                return;
+            }
+        };
         for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
             if tx.try_send(BusEvent::Message(msg.clone())).is_err() {
                 notify_missed(tx, BusEvent::MayHaveMissed);

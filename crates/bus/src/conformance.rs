@@ -56,6 +56,7 @@ macro_rules! bus_conformance {
         $crate::bus_conformance!(@checks $harness;
             delivers_to_other_nodes_and_never_echoes,
             counters_increase_per_origin_and_document,
+            a_node_restarted_under_its_id_is_a_new_incarnation,
             only_subscribed_documents_are_delivered,
             every_payload_kind_arrives_intact,
             dropping_subscriptions_unsubscribes,
@@ -116,20 +117,20 @@ pub async fn delivers_to_other_nodes_and_never_echoes(h: &impl Harness) {
     a.publish(&d, update(b"from-a")).expect("publish");
     for (sub, name) in [(&mut sb, "b"), (&mut sc, "c")] {
         let m = next_message(sub, &format!("a's update on {name}")).await;
-        assert_eq!(m.origin, *a.node_id());
+        assert_eq!(m.origin.node, *a.node_id());
         assert_eq!(m.payload, update(b"from-a"));
     }
     // b's message is the first thing a hears: its own never came back.
     b.publish(&d, update(b"from-b")).expect("publish");
     let m = next_message(&mut sa, "b's update on a").await;
     assert_eq!(
-        (m.origin, m.payload),
+        (m.origin.node, m.payload),
         (b.node_id().clone(), update(b"from-b")),
         "a node heard its own message"
     );
     // Likewise on c: b's message directly follows a's.
     assert_eq!(
-        next_message(&mut sc, "b's update on c").await.origin,
+        next_message(&mut sc, "b's update on c").await.origin.node,
         *b.node_id()
     );
 }
@@ -167,7 +168,43 @@ pub async fn counters_increase_per_origin_and_document(h: &impl Harness) {
     let c = h.node("c").await;
     c.publish(&d1, update(b"z")).expect("publish");
     let m = next_message(&mut s1, "c's message").await;
-    assert_eq!((m.origin, m.counter), (c.node_id().clone(), 1));
+    assert_eq!((m.origin.node, m.counter), (c.node_id().clone(), 1));
+}
+
+/// A node restarted under the same id (the harness's `node` called again
+/// with it) is another run: its counters start again at 1 under a new
+/// incarnation, so subscribers can tell its messages from its previous
+/// run's, and the two runs, should they overlap, hear each other.
+pub async fn a_node_restarted_under_its_id_is_a_new_incarnation(h: &impl Harness) {
+    let (first_run, b) = (h.node("a").await, h.node("b").await);
+    let d = doc("restarted");
+    let mut sb = subscribe(&b, &d).await;
+    let mut s_first = subscribe(&first_run, &d).await;
+    for _ in 0..3 {
+        first_run.publish(&d, update(b"before")).expect("publish");
+    }
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        before.push(next_message(&mut sb, "the first run's message").await);
+    }
+    let second_run = h.node("a").await;
+    assert_eq!(second_run.node_id(), first_run.node_id());
+    assert_eq!(
+        second_run.publish(&d, update(b"after")).expect("publish"),
+        1,
+        "a new run counts from 1"
+    );
+    let after = next_message(&mut sb, "the second run's message").await;
+    assert_eq!((after.counter, after.payload), (1, update(b"after")));
+    assert_eq!(after.origin.node, before[0].origin.node);
+    assert_ne!(
+        after.origin, before[0].origin,
+        "the runs have different incarnations"
+    );
+    assert!(before.iter().all(|m| m.origin == before[0].origin));
+    // Not an echo: the first run hears the second.
+    let m = next_message(&mut s_first, "the second run's message on the first").await;
+    assert_eq!(m.origin, after.origin);
 }
 
 pub async fn only_subscribed_documents_are_delivered(h: &impl Harness) {

@@ -3,28 +3,31 @@
 //! no base64) and decoding is a few bounds checks.
 //!
 //! ```text
-//! version u8 = 1 · kind u8 · counter u64 BE · sent_at_micros u64 BE
-//! · origin length u8 · origin (UTF-8) · body
+//! version u8 = 2 · kind u8 · counter u64 BE · sent_at_micros u64 BE
+//! · incarnation u64 BE · origin length u8 · origin (UTF-8) · body
 //! ```
 //! `kind` 1 is an update, 2 awareness (body: the bytes), 3 committed (body:
 //! `covers` as u64 BE), 4 a control message (body: the bytes; the counter is
 //! the origin's control-message count, for logs). Control messages travel on
 //! their own channel and decode only through [`decode_control`], so neither
 //! kind of channel can mistake the other's messages for its own. A version
-//! other than 1 is refused, so a mixed-version cluster fails loudly instead
-//! of misreading.
+//! other than 2 is refused, so a mixed-version cluster fails loudly instead
+//! of misreading. (Version 1 had no incarnation: its nodes would take a
+//! restarted node's counters, which start again at 1, for old ones.)
 
 use bytes::Bytes;
 use quire_types::NodeId;
 
-use crate::{BusMessage, BusPayload};
+use crate::{BusMessage, BusPayload, Origin};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const KIND_UPDATE: u8 = 1;
 const KIND_AWARENESS: u8 = 2;
 const KIND_COMMITTED: u8 = 3;
 const KIND_CONTROL: u8 = 4;
-const HEADER: usize = 1 + 1 + 8 + 8 + 1;
+const HEADER: usize = 1 + 1 + 8 + 8 + 8 + 1;
+/// Where the incarnation starts; the origin's length is the header's last byte.
+const INCARNATION: usize = 18;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -40,21 +43,33 @@ pub enum EnvelopeError {
     OriginTooLong,
 }
 
+fn header(
+    out: &mut Vec<u8>,
+    kind: u8,
+    counter: u64,
+    sent_at_micros: u64,
+    origin: &Origin,
+) -> Result<(), EnvelopeError> {
+    let node = origin.node.0.as_bytes();
+    let node_len = u8::try_from(node.len()).map_err(|_| EnvelopeError::OriginTooLong)?;
+    out.push(VERSION);
+    out.push(kind);
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend_from_slice(&sent_at_micros.to_be_bytes());
+    out.extend_from_slice(&origin.incarnation.to_be_bytes());
+    out.push(node_len);
+    out.extend_from_slice(node);
+    Ok(())
+}
+
 pub(crate) fn encode(msg: &BusMessage) -> Result<Vec<u8>, EnvelopeError> {
-    let origin = msg.origin.0.as_bytes();
-    let origin_len = u8::try_from(origin.len()).map_err(|_| EnvelopeError::OriginTooLong)?;
     let (kind, body): (u8, &[u8]) = match &msg.payload {
         BusPayload::Update(b) => (KIND_UPDATE, b),
         BusPayload::Awareness(b) => (KIND_AWARENESS, b),
         BusPayload::Committed { .. } => (KIND_COMMITTED, &[]),
     };
-    let mut out = Vec::with_capacity(HEADER + origin.len() + body.len().max(8));
-    out.push(VERSION);
-    out.push(kind);
-    out.extend_from_slice(&msg.counter.to_be_bytes());
-    out.extend_from_slice(&msg.sent_at_micros.to_be_bytes());
-    out.push(origin_len);
-    out.extend_from_slice(origin);
+    let mut out = Vec::with_capacity(HEADER + msg.origin.node.0.len() + body.len().max(8));
+    header(&mut out, kind, msg.counter, msg.sent_at_micros, &msg.origin)?;
     match &msg.payload {
         BusPayload::Committed { covers } => out.extend_from_slice(&covers.to_be_bytes()),
         _ => out.extend_from_slice(body),
@@ -65,30 +80,23 @@ pub(crate) fn encode(msg: &BusMessage) -> Result<Vec<u8>, EnvelopeError> {
 /// A control message's envelope: the same header as a document message's,
 /// with the bytes as its body.
 pub(crate) fn encode_control(
-    origin: &NodeId,
+    origin: &Origin,
     counter: u64,
     payload: &[u8],
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let origin = origin.0.as_bytes();
-    let origin_len = u8::try_from(origin.len()).map_err(|_| EnvelopeError::OriginTooLong)?;
-    let mut out = Vec::with_capacity(HEADER + origin.len() + payload.len());
-    out.push(VERSION);
-    out.push(KIND_CONTROL);
-    out.extend_from_slice(&counter.to_be_bytes());
-    out.extend_from_slice(&crate::now_micros().to_be_bytes());
-    out.push(origin_len);
-    out.extend_from_slice(origin);
+    let mut out = Vec::with_capacity(HEADER + origin.node.0.len() + payload.len());
+    header(&mut out, KIND_CONTROL, counter, crate::now_micros(), origin)?;
     out.extend_from_slice(payload);
     Ok(out)
 }
 
-/// A control message's origin and bytes; anything else is refused.
+/// A control message's origin node and bytes; anything else is refused.
 pub(crate) fn decode_control(bytes: Bytes) -> Result<(NodeId, Bytes), EnvelopeError> {
     let parts = split(bytes)?;
     if parts.kind != KIND_CONTROL {
         return Err(EnvelopeError::Kind(parts.kind));
     }
-    Ok((parts.origin, parts.body))
+    Ok((parts.origin.node, parts.body))
 }
 
 /// The header's fields and the body, checked for version and length only.
@@ -96,7 +104,7 @@ struct Parts {
     kind: u8,
     counter: u64,
     sent_at_micros: u64,
-    origin: NodeId,
+    origin: Origin,
     body: Bytes,
 }
 
@@ -107,7 +115,7 @@ fn split(bytes: Bytes) -> Result<Parts, EnvelopeError> {
     if bytes[0] != VERSION {
         return Err(EnvelopeError::Version(bytes[0]));
     }
-    let origin_end = HEADER + bytes[18] as usize;
+    let origin_end = HEADER + bytes[HEADER - 1] as usize;
     if bytes.len() < origin_end {
         return Err(EnvelopeError::Truncated);
     }
@@ -118,7 +126,14 @@ fn split(bytes: Bytes) -> Result<Parts, EnvelopeError> {
         kind: bytes[1],
         counter: u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")),
         sent_at_micros: u64::from_be_bytes(bytes[10..18].try_into().expect("8 bytes")),
-        origin: NodeId(origin),
+        origin: Origin {
+            node: NodeId(origin),
+            incarnation: u64::from_be_bytes(
+                bytes[INCARNATION..INCARNATION + 8]
+                    .try_into()
+                    .expect("8 bytes"),
+            ),
+        },
         body: bytes.slice(origin_end..),
     })
 }
@@ -150,20 +165,33 @@ pub(crate) fn decode(bytes: Bytes) -> Result<BusMessage, EnvelopeError> {
     })
 }
 
-/// The origin of an encoded message, without decoding the rest: echoes are
-/// dropped before anything else is done with them.
-pub(crate) fn origin_of(bytes: &[u8]) -> Option<&[u8]> {
-    let end = HEADER + *bytes.get(18)? as usize;
-    bytes.get(HEADER..end)
+/// Whether an encoded message was published by `origin` (this very run of
+/// the node), without decoding the rest: echoes are dropped before anything
+/// else is done with them. Another run of the same node id is another
+/// publisher, heard like any other.
+pub(crate) fn is_from(bytes: &[u8], origin: &Origin) -> bool {
+    let Some(&len) = bytes.get(HEADER - 1) else {
+        return false;
+    };
+    bytes[0] == VERSION
+        && bytes[INCARNATION..INCARNATION + 8] == origin.incarnation.to_be_bytes()
+        && bytes.get(HEADER..HEADER + len as usize) == Some(origin.node.0.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn node_a() -> Origin {
+        Origin {
+            node: NodeId("node-a".into()),
+            incarnation: 0x0102_0304_0506_0708,
+        }
+    }
+
     fn msg(payload: BusPayload) -> BusMessage {
         BusMessage {
-            origin: NodeId("node-a".into()),
+            origin: node_a(),
             counter: 42,
             sent_at_micros: 1_700_000_000_000_000,
             payload,
@@ -180,7 +208,7 @@ mod tests {
         ] {
             let m = msg(payload);
             let bytes = Bytes::from(encode(&m).unwrap());
-            assert_eq!(origin_of(&bytes), Some(&b"node-a"[..]));
+            assert!(is_from(&bytes, &node_a()));
             assert_eq!(decode(bytes).unwrap(), m);
         }
     }
@@ -207,18 +235,49 @@ mod tests {
         let mut k = good.clone();
         k[1] = 7;
         assert_eq!(decode(Bytes::from(k)), Err(EnvelopeError::Kind(7)));
-        assert_eq!(origin_of(&good[..5]), None);
+        assert!(!is_from(&good[..5], &node_a()));
+    }
+
+    #[test]
+    fn another_run_of_the_same_node_is_another_origin() {
+        let bytes = encode(&msg(BusPayload::Update(Bytes::from_static(b"u")))).unwrap();
+        let restarted = Origin {
+            incarnation: 9,
+            ..node_a()
+        };
+        assert!(is_from(&bytes, &node_a()));
+        assert!(!is_from(&bytes, &restarted));
+        assert!(!is_from(
+            &bytes,
+            &Origin {
+                node: NodeId("node-b".into()),
+                ..node_a()
+            }
+        ));
+        assert_eq!(decode(Bytes::from(bytes)).unwrap().origin, node_a());
+    }
+
+    #[test]
+    fn a_version_1_message_is_refused() {
+        // A node of the previous release: its header has no incarnation.
+        let mut v1 = vec![1, KIND_UPDATE];
+        v1.extend_from_slice(&7u64.to_be_bytes());
+        v1.extend_from_slice(&0u64.to_be_bytes());
+        v1.push(6);
+        v1.extend_from_slice(b"node-a");
+        v1.extend_from_slice(b"update bytes here");
+        assert_eq!(decode(Bytes::from(v1)), Err(EnvelopeError::Version(1)));
     }
 
     #[test]
     fn control_messages_round_trip_and_stay_apart_from_document_messages() {
-        let origin = NodeId("node-a".into());
+        let origin = node_a();
         for body in [&b""[..], b"{\"kind\":\"x\"}", &[0xff, 0x00, 0xfe]] {
             let bytes = Bytes::from(encode_control(&origin, 7, body).unwrap());
-            assert_eq!(origin_of(&bytes), Some(&b"node-a"[..]));
+            assert!(is_from(&bytes, &origin));
             assert_eq!(
                 decode_control(bytes.clone()).unwrap(),
-                (origin.clone(), Bytes::copy_from_slice(body))
+                (origin.node.clone(), Bytes::copy_from_slice(body))
             );
             assert_eq!(decode(bytes), Err(EnvelopeError::Kind(KIND_CONTROL)));
         }

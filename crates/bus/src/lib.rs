@@ -42,9 +42,39 @@ pub enum BusPayload {
     Committed { covers: u64 },
 }
 
+/// Who published a message: a node, in one run of its process. A node
+/// restarted under the same id (a fixed `--node-id`, a StatefulSet pod) is a
+/// new incarnation: its counters start again at 1, and what its previous run
+/// published belongs to that run, which will never say more (what it left
+/// uncommitted is a lost peer's). So everything a subscriber tracks per
+/// origin is keyed by both.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub node: NodeId,
+    /// Drawn at random when the bus handle is made (once per process), so
+    /// two runs of a node never share one.
+    pub incarnation: u64,
+}
+
+impl Origin {
+    /// A new run of `node`.
+    pub fn start(node: NodeId) -> Origin {
+        Origin {
+            node,
+            incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{:016x}", self.node, self.incarnation)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusMessage {
-    pub origin: NodeId,
+    pub origin: Origin,
     /// Per (origin, document) counter, starting at 1 when the origin first
     /// publishes for the document. A jump means messages were lost.
     pub counter: u64,
@@ -117,8 +147,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes to the other nodes without waiting for the network; stamps the
     /// origin and the next per-(origin, document) counter, and returns that
     /// counter. Fails only if the bus is shut down. A counter starts at 1 and
-    /// never restarts while the node runs (a restarted node has a new id), so
-    /// a subscriber can tell any lost message from the next one's counter.
+    /// never restarts within an [`Origin`] (a restarted node, even under the
+    /// same id, is a new incarnation), so a subscriber can tell any lost
+    /// message from the next one's counter.
     fn publish(&self, doc: &DocId, payload: BusPayload) -> Result<u64, BusError>;
 
     /// Starts delivering the control channel: every control message another

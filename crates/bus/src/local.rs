@@ -10,7 +10,7 @@ use bytes::Bytes;
 use quire_types::{DocId, NodeId};
 use tokio::sync::mpsc;
 
-use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription};
+use crate::{Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Origin, Subscription};
 
 /// Per-subscriber queue bound. A subscriber that falls this far behind is told
 /// it may have missed messages (and heals from the store) instead of stalling
@@ -25,9 +25,9 @@ pub struct LocalBus {
 #[derive(Default)]
 struct Inner {
     next_sub: u64,
-    subs: HashMap<DocId, Vec<(u64, NodeId, mpsc::Sender<BusEvent>)>>,
-    counters: HashMap<(NodeId, DocId), u64>,
-    control: Vec<(u64, NodeId, mpsc::Sender<ControlEvent>)>,
+    subs: HashMap<DocId, Vec<(u64, Origin, mpsc::Sender<BusEvent>)>>,
+    counters: HashMap<(Origin, DocId), u64>,
+    control: Vec<(u64, Origin, mpsc::Sender<ControlEvent>)>,
 }
 
 impl LocalBus {
@@ -35,10 +35,13 @@ impl LocalBus {
         Self::default()
     }
 
+    /// A node joining the bus: one run of its process. Calling this again
+    /// with the same id is that node restarted (a new [`Origin`]); clones of
+    /// the handle are the same run.
     pub fn node(&self, id: NodeId) -> LocalBusNode {
         LocalBusNode {
             bus: self.clone(),
-            id,
+            origin: Origin::start(id),
         }
     }
 }
@@ -46,7 +49,7 @@ impl LocalBus {
 #[derive(Clone)]
 pub struct LocalBusNode {
     bus: LocalBus,
-    id: NodeId,
+    origin: Origin,
 }
 
 struct Unsubscribe {
@@ -82,7 +85,7 @@ impl Drop for UnsubscribeControl {
 #[async_trait::async_trait]
 impl Bus for LocalBusNode {
     fn node_id(&self) -> &NodeId {
-        &self.id
+        &self.origin.node
     }
 
     async fn subscribe(&self, doc: &DocId) -> Result<Subscription, BusError> {
@@ -94,7 +97,7 @@ impl Bus for LocalBusNode {
             .subs
             .entry(doc.clone())
             .or_default()
-            .push((sub, self.id.clone(), tx));
+            .push((sub, self.origin.clone(), tx));
         drop(inner);
         Ok(Subscription::new(
             rx,
@@ -114,19 +117,19 @@ impl Bus for LocalBusNode {
         let counter = {
             let c = inner
                 .counters
-                .entry((self.id.clone(), doc.clone()))
+                .entry((self.origin.clone(), doc.clone()))
                 .or_default();
             *c += 1;
             *c
         };
         let msg = BusMessage {
-            origin: self.id.clone(),
+            origin: self.origin.clone(),
             counter,
             sent_at_micros: crate::now_micros(),
             payload,
         };
         for (_, node, tx) in inner.subs.get(doc).into_iter().flatten() {
-            if *node == self.id {
+            if *node == self.origin {
                 continue;
             }
             if tx.try_send(BusEvent::Message(msg.clone())).is_err() {
@@ -143,7 +146,7 @@ impl Bus for LocalBusNode {
         let mut inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.next_sub += 1;
         let sub = inner.next_sub;
-        inner.control.push((sub, self.id.clone(), tx));
+        inner.control.push((sub, self.origin.clone(), tx));
         drop(inner);
         Ok(Subscription::new(
             rx,
@@ -157,11 +160,11 @@ impl Bus for LocalBusNode {
     fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
         let inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
         for (_, node, tx) in &inner.control {
-            if *node == self.id {
+            if *node == self.origin {
                 continue;
             }
             let msg = ControlEvent::Message {
-                origin: self.id.clone(),
+                origin: self.origin.node.clone(),
                 payload: payload.clone(),
             };
             if tx.try_send(msg).is_err() {
@@ -181,7 +184,7 @@ impl LocalBus {
             .get(doc)
             .into_iter()
             .flatten()
-            .map(|(_, node, _)| node)
+            .map(|(_, origin, _)| &origin.node)
             .collect();
         nodes.len()
     }
@@ -194,12 +197,12 @@ impl LocalBusNode {
     pub fn simulate_reconnect(&self) {
         let inner = self.bus.inner.lock().unwrap_or_else(|e| e.into_inner());
         for (_, node, tx) in inner.subs.values().flatten() {
-            if *node == self.id {
+            if *node == self.origin {
                 let _ = tx.try_send(BusEvent::MayHaveMissed);
             }
         }
         for (_, node, tx) in &inner.control {
-            if *node == self.id {
+            if *node == self.origin {
                 let _ = tx.try_send(ControlEvent::MayHaveMissed);
             }
         }

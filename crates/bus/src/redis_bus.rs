@@ -43,7 +43,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::metrics as m;
 use crate::{
-    Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Subscription, envelope,
+    Bus, BusError, BusEvent, BusMessage, BusPayload, ControlEvent, Origin, Subscription, envelope,
 };
 
 /// Per-subscription queue bound, as for the local bus.
@@ -83,6 +83,9 @@ pub struct RedisBus {
 
 struct Shared {
     node: NodeId,
+    /// This run of the node: what its messages carry, and how its own
+    /// messages are told from those of another run under the same id.
+    origin: Origin,
     prefix: String,
     /// The connection's name in `CLIENT LIST`, so operators (and tests) can
     /// tell which connection belongs to which node.
@@ -145,6 +148,7 @@ impl RedisBus {
         let (conn_tx, conn_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client_name: format!("quire:{}:{}", opts.channel_prefix, opts.node),
+            origin: Origin::start(opts.node.clone()),
             node: opts.node,
             control_channel: control_channel_name(&opts.channel_prefix),
             prefix: opts.channel_prefix,
@@ -291,21 +295,30 @@ impl Shared {
 
     fn on_message(&self, channel: &[u8], payload: Vec<u8>) {
         // Our own messages come back to us: drop them before decoding.
-        if envelope::origin_of(&payload) == Some(self.node.0.as_bytes()) {
+        if envelope::is_from(&payload, &self.origin) {
             return;
         }
-        let msg = match envelope::decode(Bytes::from(payload)) {
-            Ok(msg) => msg,
-            Err(e) => {
-                metrics::counter!(m::BAD_MESSAGES_TOTAL).increment(1);
-                tracing::warn!(error = %e, "dropping an undecodable bus message");
-                return;
-            }
-        };
         let Ok(channel) = std::str::from_utf8(channel) else {
             return;
         };
+        let decoded = envelope::decode(Bytes::from(payload));
         let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!(m::BAD_MESSAGES_TOTAL).increment(1);
+                tracing::warn!(error = %e, channel, "dropping an undecodable bus message");
+                // Most likely a node of another release (another envelope
+                // version) during a rolling upgrade: a change to the
+                // document that we can't read, so its subscribers heal
+                // from the log. That node's commit notices, refused alike,
+                // bring them back once its updates are stored.
+                for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
+                    notify_missed(tx, BusEvent::MayHaveMissed);
+                }
+                return;
+            }
+        };
         for (_, tx) in reg.channels.get(channel).into_iter().flatten() {
             if tx.try_send(BusEvent::Message(msg.clone())).is_err() {
                 notify_missed(tx, BusEvent::MayHaveMissed);
@@ -314,7 +327,7 @@ impl Shared {
     }
 
     fn on_control_message(&self, payload: Vec<u8>) {
-        if envelope::origin_of(&payload) == Some(self.node.0.as_bytes()) {
+        if envelope::is_from(&payload, &self.origin) {
             return;
         }
         let (origin, payload) = match envelope::decode_control(Bytes::from(payload)) {
@@ -561,7 +574,7 @@ impl Bus for RedisBus {
             *c
         };
         let msg = BusMessage {
-            origin: self.shared.node.clone(),
+            origin: self.shared.origin.clone(),
             counter,
             sent_at_micros: crate::now_micros(),
             payload,
@@ -599,7 +612,7 @@ impl Bus for RedisBus {
 
     fn publish_control(&self, payload: Bytes) -> Result<(), BusError> {
         let counter = self.shared.control_counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let bytes = envelope::encode_control(&self.shared.node, counter, &payload)
+        let bytes = envelope::encode_control(&self.shared.origin, counter, &payload)
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         self.control_publish_tx
             .send(bytes)

@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use quire_bus::{BusEvent, BusPayload, Subscription};
+use quire_bus::{BusEvent, BusPayload, Origin, Subscription};
 use quire_protocol::{
     AwarenessUpdate, Message, SyncMessage, encode_ack, encode_awareness, encode_permission_denied,
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
-use quire_types::{DocId, NodeId, Seq, UserId};
+use quire_types::{DocId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -39,7 +39,9 @@ const HEAL_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An update applied from the bus whose commit its origin has not announced.
 struct PeerUpdate {
-    origin: NodeId,
+    /// The run of the node that published it: a `Committed` from a later
+    /// run under the same id (counting from 1 again) says nothing about it.
+    origin: Origin,
     counter: u64,
     /// Its lowest clock per Yjs client.
     lower: StateVector,
@@ -234,6 +236,14 @@ struct DocActor {
     /// document has nothing that is not durable.
     submitted: u64,
     committed: u64,
+    /// An append of this document failed or was refused: the live document
+    /// holds updates no store has, and `committed` counts them all the same
+    /// (so that the document can unload). From then on nothing is
+    /// acknowledged: an ack waiting for those appends, or one for a no-op
+    /// update that restates them (taken from the queue while closing),
+    /// would promise an update that is nowhere durable. The sessions are
+    /// closing; their clients re-send what was not acknowledged.
+    unstored: bool,
     /// Estimated stored size, for the document size limit.
     doc_bytes: usize,
     snapshot_bytes: usize,
@@ -313,6 +323,7 @@ impl DocActor {
             awareness: Awareness::default(),
             submitted: 0,
             committed: 0,
+            unstored: false,
             doc_bytes: snapshot_bytes + tail_bytes,
             snapshot_bytes,
             snapshot_upto: stored.snapshot.as_ref().map(|s| s.upto),
@@ -454,6 +465,7 @@ impl DocActor {
             }
             DocCommand::AppendFailed { rows } => {
                 self.committed += rows as u64;
+                self.unstored = true;
                 // The live document now holds updates that are not durable.
                 // Drop it: clients keep whatever was not acknowledged and
                 // re-send it on reconnect, and the next load starts from what
@@ -470,6 +482,7 @@ impl DocActor {
                 // frames still queued (as `begin_close` otherwise does):
                 // they would only be refused too.
                 self.committed += rows as u64;
+                self.unstored = true;
                 if !self.closing {
                     tracing::info!(doc = %self.id, "document deleted while live; closing its sessions");
                     self.closing = true;
@@ -840,8 +853,11 @@ impl DocActor {
     /// Acknowledges everything `conn` sent so far (if it opted in) once
     /// everything submitted so far has committed: an update that changed
     /// nothing may duplicate content that is itself still on its way to the
-    /// store.
+    /// store. Never once an append failed ([`Self::unstored`]).
     fn acknowledge(&mut self, conn: ConnId, received_at: Instant) {
+        if self.unstored {
+            return;
+        }
         let needed = self.submitted;
         let committed = self.committed;
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -860,6 +876,9 @@ impl DocActor {
     }
 
     fn release_acks(&mut self) {
+        if self.unstored {
+            return;
+        }
         let committed = self.committed;
         let mut acks = Vec::new();
         for (id, c) in &mut self.conns {

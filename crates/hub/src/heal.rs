@@ -25,14 +25,16 @@
 //!
 //! An origin first heard from with a counter above 1 counts as a gap: it
 //! published before we subscribed, and those updates may have committed
-//! after we loaded. A lost connection (`MayHaveMissed`) heals at once, when
+//! after we loaded. An origin is one run of a node ([`Origin`]): a node
+//! restarted under the same id counts from 1 again as a new origin, while
+//! its previous run is tracked on as a peer that went silent. A lost connection (`MayHaveMissed`) heals at once, when
 //! the bus is live again; anything still uncommitted then is published
 //! under a counter we will see exceed the last one we saw.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use quire_types::NodeId;
+use quire_bus::Origin;
 
 /// How long to wait for an origin's `Committed` notice before healing anyway
 /// (doubled for each further fallback).
@@ -68,7 +70,7 @@ impl HealCause {
 }
 
 #[derive(Debug, Default)]
-struct Origin {
+struct OriginState {
     /// Highest counter received.
     last: u64,
     /// Highest `covers` received.
@@ -88,7 +90,7 @@ struct Awaiting {
 
 #[derive(Debug, Default)]
 pub(crate) struct HealTracker {
-    origins: HashMap<NodeId, Origin>,
+    origins: HashMap<Origin, OriginState>,
 }
 
 impl HealTracker {
@@ -96,7 +98,7 @@ impl HealTracker {
     /// `committed` is the `covers` of a `Committed` message.
     pub(crate) fn on_message(
         &mut self,
-        origin: &NodeId,
+        origin: &Origin,
         counter: u64,
         committed: Option<u64>,
         now: Instant,
@@ -173,9 +175,14 @@ impl HealTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quire_types::NodeId;
 
-    fn node(n: &str) -> NodeId {
-        NodeId(n.into())
+    /// A node's run; every test here but the restart one has one run each.
+    fn node(n: &str) -> Origin {
+        Origin {
+            node: NodeId(n.into()),
+            incarnation: 1,
+        }
     }
 
     #[test]
@@ -289,6 +296,35 @@ mod tests {
         assert_eq!(t.on_message(&node("a"), 3, Some(9), now), None);
         assert_eq!(
             t.on_message(&node("b"), 4, Some(2), now),
+            Some(HealCause::Committed)
+        );
+    }
+
+    #[test]
+    fn a_node_restarted_under_its_id_is_a_new_origin() {
+        let mut t = HealTracker::default();
+        let now = Instant::now();
+        let first_run = node("a");
+        let second_run = Origin {
+            incarnation: 2,
+            ..node("a")
+        };
+        for c in 1..=5 {
+            t.on_message(&first_run, c, None, now);
+        }
+        assert_eq!(t.on_message(&first_run, 6, Some(5), now), None);
+        // The restart counts from 1 again: no gap, as for any new origin …
+        assert_eq!(t.on_message(&second_run, 1, None, now), None);
+        // … and its losses show, though its counters are below the first
+        // run's.
+        assert_eq!(
+            t.on_message(&second_run, 3, None, now),
+            Some(HealCause::Gap)
+        );
+        // Its first run's commit notices don't answer for it.
+        assert_eq!(t.on_message(&first_run, 7, Some(6), now), None);
+        assert_eq!(
+            t.on_message(&second_run, 4, Some(2), now),
             Some(HealCause::Committed)
         );
     }

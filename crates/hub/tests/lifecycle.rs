@@ -9,8 +9,12 @@ use bytes::Bytes;
 use quire_bus::LocalBus;
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_update};
-use quire_store::{DocStore, SqliteOptions, SqliteStore};
-use quire_types::{DocId, NodeId};
+use quire_store::{
+    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteOptions,
+    SqliteStore, StoreError, StoreResult, StoredDoc,
+};
+use quire_types::{DocId, NodeId, Seq};
+use tokio::sync::{Semaphore, mpsc};
 use yrs::updates::decoder::Decode;
 use yrs::{GetString, ReadTxn, Text, Transact, Update, WriteTxn};
 
@@ -23,8 +27,12 @@ async fn store(dir: &tempfile::TempDir) -> SqliteStore {
 }
 
 fn hub(store: SqliteStore, config: HubConfig) -> Hub {
+    hub_on(Arc::new(store), config)
+}
+
+fn hub_on(store: Arc<dyn DocStore>, config: HubConfig) -> Hub {
     Hub::new(
-        Arc::new(store),
+        store,
         Arc::new(LocalBus::new().node(NodeId::generate())),
         config,
     )
@@ -225,6 +233,30 @@ async fn next_ack_or_close(s: &mut Session) -> Result<u64, quire_hub::CloseFrame
     }
 }
 
+/// Every ack the session was given and the close that ended it. A session
+/// hands out its close before frames still queued (a transport stops
+/// writing), but a transport may have written those frames already: an ack
+/// queued at all counts as told.
+async fn acks_then_close(s: &mut Session) -> (Vec<u64>, quire_hub::CloseFrame) {
+    let mut acks = Vec::new();
+    let mut ack_of = |f: &Bytes| {
+        if let Message::Ack { durable } = Message::decode(f).unwrap() {
+            acks.push(durable);
+        }
+    };
+    loop {
+        match tokio::time::timeout(TIMEOUT, s.next()).await.unwrap() {
+            Outgoing::Frame(f) => ack_of(&f),
+            Outgoing::Close(c) => {
+                while let Some(f) = s.try_next_frame() {
+                    ack_of(&f);
+                }
+                return (acks, c);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_document_deleted_while_live_closes_its_sessions_and_stays_deleted() {
     // Another node deleted the document (straight in the store, no eviction
@@ -275,4 +307,113 @@ async fn a_document_deleted_while_live_closes_its_sessions_and_stays_deleted() {
 
     assert_eq!(next_ack_or_close(&mut other).await.unwrap(), 1);
     assert_eq!(reader.load(&bystander).await.unwrap().tail.len(), 1);
+}
+
+/// The real SQLite store, except that every append says it started and then
+/// waits for the test's word to fail with an error no retry cures (a full
+/// disk): the test decides what is queued at the document when the failure
+/// reaches it.
+struct FailingAppends {
+    inner: SqliteStore,
+    entered: mpsc::UnboundedSender<()>,
+    fail: Arc<Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl DocStore for FailingAppends {
+    async fn append(&self, _batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
+        let _ = self.entered.send(());
+        self.fail.acquire().await.expect("gate open").forget();
+        Err(StoreError::Backend("database or disk is full".into()))
+    }
+    async fn load(&self, doc: &DocId) -> StoreResult<StoredDoc> {
+        self.inner.load(doc).await
+    }
+    async fn tail(&self, doc: &DocId, after: Seq) -> StoreResult<StoredDoc> {
+        self.inner.tail(doc, after).await
+    }
+    async fn compact(
+        &self,
+        doc: &DocId,
+        base: Option<Seq>,
+        snapshot: Snapshot,
+    ) -> StoreResult<CompactOutcome> {
+        self.inner.compact(doc, base, snapshot).await
+    }
+    async fn create_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
+        self.inner.create_document(id, title).await
+    }
+    async fn document(&self, id: &DocId) -> StoreResult<Option<DocumentMeta>> {
+        self.inner.document(id).await
+    }
+    async fn list_documents(&self, query: &ListQuery) -> StoreResult<Vec<DocumentMeta>> {
+        self.inner.list_documents(query).await
+    }
+    async fn rename_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
+        self.inner.rename_document(id, title).await
+    }
+    async fn delete_document(&self, id: &DocId) -> StoreResult<()> {
+        self.inner.delete_document(id).await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    fn queries_executed(&self) -> u64 {
+        self.inner.queries_executed()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_append_acknowledges_nothing_it_held() {
+    // A sends U, whose append is in flight. B sends the same U: a no-op for
+    // the live document, so B's acknowledgement is only as good as the
+    // append holding U. The append fails while B's frame is still queued at
+    // the document (the runtime has one thread and runs the appender before
+    // the document, so that order is certain): the document takes the
+    // failure first, then the frames already received. Neither session may
+    // be told that U is durable; both close with 1011 and re-send U when
+    // they reconnect.
+    let dir = tempfile::tempdir().unwrap();
+    let reader = store(&dir).await;
+    let id = doc_id("unstored");
+    reader.create_document(&id, "Unstored").await.unwrap();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let fail = Arc::new(Semaphore::new(0));
+    let hub = hub_on(
+        Arc::new(FailingAppends {
+            inner: reader.clone(),
+            entered: entered_tx,
+            fail: fail.clone(),
+        }),
+        HubConfig::default(),
+    );
+    let acks = JoinOptions {
+        durable_acks: true,
+        ..JoinOptions::default()
+    };
+    let mut a = hub.join(&id, acks.clone()).await.unwrap();
+    let mut b = hub.join(&id, acks).await.unwrap();
+    for s in [&mut a, &mut b] {
+        first_state_vector(s).await;
+    }
+    let u = text_update("never stored");
+    assert!(a.receive(u.clone()).await);
+    tokio::time::timeout(TIMEOUT, entered.recv())
+        .await
+        .expect("U's append started")
+        .unwrap();
+
+    // No await in between that could let the document run first.
+    fail.add_permits(1);
+    assert!(b.receive(u).await);
+
+    for (name, s) in [("A", &mut a), ("B", &mut b)] {
+        let (acks, close) = acks_then_close(s).await;
+        assert_eq!(close.code.code(), 1011, "{name}: {close:?}");
+        assert!(
+            acks.is_empty(),
+            "{name} was acknowledged {acks:?} update(s) that no store holds"
+        );
+    }
+    assert!(reader.load(&id).await.unwrap().tail.is_empty());
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire_bus::{Bus, BusPayload, LocalBus};
+use quire_bus::{Bus, BusPayload, LocalBus, RedisBus, RedisBusOptions};
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_sync_step2, encode_update};
 use quire_store::{DocStore, SqliteOptions, SqliteStore};
@@ -197,6 +197,93 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_by_a_survivor_when_it
     // The survivor stores the orphan once its origin stayed silent past the
     // limit, and only the orphan.
     wait_stored(&store, &id, "orphan").await;
+    let stored = store.load(&id).await.unwrap();
+    assert_eq!(stored.tail.len(), 1, "only the orphan is appended");
+}
+
+/// The machine's Redis (`QUIRE_TEST_REDIS_URL` to use another); these tests
+/// fail rather than skip without it.
+fn redis_url() -> String {
+    std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+}
+
+/// A node's Redis bus, one process start of it: a fresh connection whose
+/// counters start at 1, as after a restart.
+async fn redis_node(prefix: &str, id: &str) -> RedisBus {
+    RedisBus::connect(RedisBusOptions {
+        url: redis_url(),
+        channel_prefix: prefix.to_string(),
+        node: NodeId(id.into()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("Redis at {} is required by this test: {e}", redis_url()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_under_the_same_id_is_heard_and_its_predecessors_orphans_are_stored() {
+    // A StatefulSet restarts node "b" under the same --node-id: its bus
+    // counters start again at 1. Its previous run published an update and
+    // died before committing it. The survivor must deliver the new run's
+    // updates live, and must not take the new run's commit notices for the
+    // old run's: the old update is still an orphan, and is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    let prefix = format!("quire-test-{}", NodeId::generate());
+    let hub = Hub::new(
+        Arc::new(store.clone()),
+        Arc::new(redis_node(&prefix, "survivor").await),
+        HubConfig {
+            adopt_orphans_after: Duration::from_millis(1000),
+            ..HubConfig::default()
+        },
+    );
+    let id: DocId = "restarted".parse().unwrap();
+    store.create_document(&id, "restarted").await.unwrap();
+    let mut watcher = hub.join(&id, JoinOptions::default()).await.unwrap();
+    let watched = yrs::Doc::new();
+
+    // The first run: one update committed (it appended it itself; here
+    // nobody does, so the store shows only what the survivor appends), then
+    // one published as it was killed, never committed (counters 1, 2, 3).
+    let first_run = redis_node(&prefix, "b").await;
+    let author = yrs::Doc::new();
+    let kept = type_text(&author, "kept ");
+    let c = first_run
+        .publish(&id, BusPayload::Update(kept.into()))
+        .unwrap();
+    first_run
+        .publish(&id, BusPayload::Committed { covers: c })
+        .unwrap();
+    let dying = yrs::Doc::new();
+    let orphan = type_text(&dying, "orphan ");
+    assert_eq!(
+        first_run
+            .publish(&id, BusPayload::Update(orphan.into()))
+            .unwrap(),
+        3
+    );
+    watch_until(&mut watcher, &watched, "orphan").await;
+    drop(first_run);
+
+    // The second run, same id, its counters from 1 again: updates that it
+    // commits at once (counters 1 to 4, then `covers` 4, past the orphan's 3).
+    let second_run = redis_node(&prefix, "b").await;
+    let other = yrs::Doc::new();
+    for word in ["new ", "and ", "more ", "last"] {
+        let u = type_text(&other, word);
+        second_run
+            .publish(&id, BusPayload::Update(u.into()))
+            .unwrap();
+    }
+    second_run
+        .publish(&id, BusPayload::Committed { covers: 4 })
+        .unwrap();
+    watch_until(&mut watcher, &watched, "last").await;
+
+    // The orphan is stored once its limit passed, and only the orphan.
+    wait_stored(&store, &id, "orphan ").await;
     let stored = store.load(&id).await.unwrap();
     assert_eq!(stored.tail.len(), 1, "only the orphan is appended");
 }

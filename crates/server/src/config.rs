@@ -207,7 +207,9 @@ pub struct ServeConfig {
 
     /// This node's name in logs, metrics and bus messages (at most 64
     /// characters from [A-Za-z0-9_.-]). Random when absent; it must differ
-    /// between nodes, so don't set the same value on all of them.
+    /// between nodes, so don't set the same value on all of them. Restarting
+    /// a node under the same id (e.g. a StatefulSet pod's name) is safe: each
+    /// process start is a new incarnation on the bus.
     #[arg(long, env = "QUIRE_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<String>,
 

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod common;
+use common::{AppendHook, HookedStore};
+
 use bytes::Bytes;
 use quire_bus::{
     Bus, BusError, BusEvent, BusPayload, ControlEvent, LocalBus, RedisBus, RedisBusOptions,
@@ -14,10 +17,7 @@ use quire_bus::{
 };
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_update};
-use quire_store::{
-    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteOptions,
-    SqliteStore, StoreResult, StoredDoc,
-};
+use quire_store::{Append, DocStore, SqliteOptions, SqliteStore, StoreResult};
 use quire_types::{DocId, NodeId, Seq};
 use tokio::sync::{Semaphore, mpsc};
 use yrs::updates::decoder::Decode;
@@ -25,52 +25,18 @@ use yrs::{GetString, ReadTxn, Text, Transact, Update, WriteTxn};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A store whose appends wait while the gate is closed: a slow commit.
-struct GatedStore {
-    inner: SqliteStore,
-    gate: Arc<Semaphore>,
-}
+/// Appends wait while the gate is closed: a slow commit.
+struct Gate(Arc<Semaphore>);
 
 #[async_trait::async_trait]
-impl DocStore for GatedStore {
-    async fn append(&self, batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
-        let _permit = self.gate.acquire().await.expect("gate open");
-        self.inner.append(batch).await
-    }
-    async fn load(&self, doc: &DocId) -> StoreResult<StoredDoc> {
-        self.inner.load(doc).await
-    }
-    async fn tail(&self, doc: &DocId, after: Seq) -> StoreResult<StoredDoc> {
-        self.inner.tail(doc, after).await
-    }
-    async fn compact(
+impl AppendHook for Gate {
+    async fn append(
         &self,
-        doc: &DocId,
-        base: Option<Seq>,
-        snapshot: Snapshot,
-    ) -> StoreResult<CompactOutcome> {
-        self.inner.compact(doc, base, snapshot).await
-    }
-    async fn create_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
-        self.inner.create_document(id, title).await
-    }
-    async fn document(&self, id: &DocId) -> StoreResult<Option<DocumentMeta>> {
-        self.inner.document(id).await
-    }
-    async fn list_documents(&self, query: &ListQuery) -> StoreResult<Vec<DocumentMeta>> {
-        self.inner.list_documents(query).await
-    }
-    async fn rename_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
-        self.inner.rename_document(id, title).await
-    }
-    async fn delete_document(&self, id: &DocId) -> StoreResult<()> {
-        self.inner.delete_document(id).await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    fn queries_executed(&self) -> u64 {
-        self.inner.queries_executed()
+        store: &SqliteStore,
+        batch: &[Append],
+    ) -> StoreResult<Vec<StoreResult<Seq>>> {
+        let _permit = self.0.acquire().await.expect("gate open");
+        store.append(batch).await
     }
 }
 
@@ -195,9 +161,9 @@ async fn an_update_lost_on_the_bus_and_committed_late_still_arrives() {
     // One permit: appends take it in turn; the test takes it to stall them.
     let gate = Arc::new(Semaphore::new(1));
     let a = Hub::new(
-        Arc::new(GatedStore {
+        Arc::new(HookedStore {
             inner: store.clone(),
-            gate: gate.clone(),
+            hook: Gate(gate.clone()),
         }),
         Arc::new(bus.node(NodeId("a".into()))),
         HubConfig::default(),

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+use common::{AppendHook, HookedStore};
+
 use bytes::Bytes;
 use quire_bus::LocalBus;
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_update};
-use quire_store::{
-    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteOptions,
-    SqliteStore, StoreError, StoreResult, StoredDoc,
-};
+use quire_store::{Append, DocStore, SqliteOptions, SqliteStore, StoreError, StoreResult};
 use quire_types::{DocId, NodeId, Seq};
 use tokio::sync::{Semaphore, mpsc};
 use yrs::updates::decoder::Decode;
@@ -309,57 +309,24 @@ async fn a_document_deleted_while_live_closes_its_sessions_and_stays_deleted() {
     assert_eq!(reader.load(&bystander).await.unwrap().tail.len(), 1);
 }
 
-/// The real SQLite store, except that every append says it started and then
-/// waits for the test's word to fail with an error no retry cures (a full
-/// disk): the test decides what is queued at the document when the failure
-/// reaches it.
-struct FailingAppends {
-    inner: SqliteStore,
+/// Every append says it started and then waits for the test's word to fail
+/// with an error no retry cures (a full disk): the test decides what is
+/// queued at the document when the failure reaches it.
+struct FailOnSignal {
     entered: mpsc::UnboundedSender<()>,
     fail: Arc<Semaphore>,
 }
 
 #[async_trait::async_trait]
-impl DocStore for FailingAppends {
-    async fn append(&self, _batch: &[Append]) -> StoreResult<Vec<StoreResult<Seq>>> {
+impl AppendHook for FailOnSignal {
+    async fn append(
+        &self,
+        _store: &SqliteStore,
+        _batch: &[Append],
+    ) -> StoreResult<Vec<StoreResult<Seq>>> {
         let _ = self.entered.send(());
         self.fail.acquire().await.expect("gate open").forget();
         Err(StoreError::Backend("database or disk is full".into()))
-    }
-    async fn load(&self, doc: &DocId) -> StoreResult<StoredDoc> {
-        self.inner.load(doc).await
-    }
-    async fn tail(&self, doc: &DocId, after: Seq) -> StoreResult<StoredDoc> {
-        self.inner.tail(doc, after).await
-    }
-    async fn compact(
-        &self,
-        doc: &DocId,
-        base: Option<Seq>,
-        snapshot: Snapshot,
-    ) -> StoreResult<CompactOutcome> {
-        self.inner.compact(doc, base, snapshot).await
-    }
-    async fn create_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
-        self.inner.create_document(id, title).await
-    }
-    async fn document(&self, id: &DocId) -> StoreResult<Option<DocumentMeta>> {
-        self.inner.document(id).await
-    }
-    async fn list_documents(&self, query: &ListQuery) -> StoreResult<Vec<DocumentMeta>> {
-        self.inner.list_documents(query).await
-    }
-    async fn rename_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta> {
-        self.inner.rename_document(id, title).await
-    }
-    async fn delete_document(&self, id: &DocId) -> StoreResult<()> {
-        self.inner.delete_document(id).await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    fn queries_executed(&self) -> u64 {
-        self.inner.queries_executed()
     }
 }
 
@@ -380,10 +347,12 @@ async fn a_failed_append_acknowledges_nothing_it_held() {
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
     let fail = Arc::new(Semaphore::new(0));
     let hub = hub_on(
-        Arc::new(FailingAppends {
+        Arc::new(HookedStore {
             inner: reader.clone(),
-            entered: entered_tx,
-            fail: fail.clone(),
+            hook: FailOnSignal {
+                entered: entered_tx,
+                fail: fail.clone(),
+            },
         }),
         HubConfig::default(),
     );

@@ -8,13 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod common;
-use common::{AppendHook, HookedStore};
+use common::{AppendHook, HookedStore, redis_node};
 
 use bytes::Bytes;
-use quire_bus::{
-    Bus, BusError, BusEvent, BusPayload, ControlEvent, LocalBus, RedisBus, RedisBusOptions,
-    Subscription,
-};
+use quire_bus::{Bus, BusError, BusEvent, BusPayload, ControlEvent, LocalBus, Subscription};
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_update};
 use quire_store::{Append, DocStore, SqliteOptions, SqliteStore, StoreResult};
@@ -275,23 +272,6 @@ async fn a_reconnect_heals_from_the_log() {
         t.contains("lost")
     })
     .await;
-}
-
-/// The machine's Redis (`QUIRE_TEST_REDIS_URL` to use another); this test
-/// fails rather than skips without it.
-fn redis_url() -> String {
-    std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
-}
-
-/// One process start of a node's Redis bus: its counters start at 1.
-async fn redis_node(prefix: &str, id: &str) -> RedisBus {
-    RedisBus::connect(RedisBusOptions {
-        url: redis_url(),
-        channel_prefix: prefix.to_string(),
-        node: NodeId(id.into()),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("Redis at {} is required by this test: {e}", redis_url()))
 }
 
 fn update_typing(s: &str) -> Vec<u8> {

@@ -9,7 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quire_bus::{Bus, BusPayload, LocalBus, RedisBus, RedisBusOptions};
+mod common;
+use common::redis_node;
+
+use quire_bus::{Bus, BusPayload, LocalBus};
 use quire_hub::{Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_sync_step2, encode_update};
 use quire_store::{DocStore, SqliteOptions, SqliteStore};
@@ -199,24 +202,6 @@ async fn an_update_whose_origin_died_uncommitted_is_stored_by_a_survivor_when_it
     wait_stored(&store, &id, "orphan").await;
     let stored = store.load(&id).await.unwrap();
     assert_eq!(stored.tail.len(), 1, "only the orphan is appended");
-}
-
-/// The machine's Redis (`QUIRE_TEST_REDIS_URL` to use another); these tests
-/// fail rather than skip without it.
-fn redis_url() -> String {
-    std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
-}
-
-/// A node's Redis bus, one process start of it: a fresh connection whose
-/// counters start at 1, as after a restart.
-async fn redis_node(prefix: &str, id: &str) -> RedisBus {
-    RedisBus::connect(RedisBusOptions {
-        url: redis_url(),
-        channel_prefix: prefix.to_string(),
-        node: NodeId(id.into()),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("Redis at {} is required by this test: {e}", redis_url()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,14 @@
 //! What the hub's integration tests share: the real SQLite store with its
-//! appends in the test's hands.
+//! appends in the test's hands, and a node's bus on the machine's Redis.
+// Each test binary uses a part of this.
+#![allow(dead_code)]
 
+use quire_bus::{RedisBus, RedisBusOptions};
 use quire_store::{
     Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteStore, StoreResult,
     StoredDoc,
 };
-use quire_types::{DocId, Seq};
+use quire_types::{DocId, NodeId, Seq};
 
 /// What a test does with an append instead of (or before) the store's own.
 #[async_trait::async_trait]
@@ -63,4 +66,22 @@ impl<H: AppendHook> DocStore for HookedStore<H> {
     fn queries_executed(&self) -> u64 {
         self.inner.queries_executed()
     }
+}
+
+/// The machine's Redis (`QUIRE_TEST_REDIS_URL` to use another); the tests
+/// that use it fail rather than skip without it.
+pub fn redis_url() -> String {
+    std::env::var("QUIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+}
+
+/// One process start of a node's Redis bus: a fresh connection whose
+/// counters start at 1, as after a restart.
+pub async fn redis_node(prefix: &str, id: &str) -> RedisBus {
+    RedisBus::connect(RedisBusOptions {
+        url: redis_url(),
+        channel_prefix: prefix.to_string(),
+        node: NodeId(id.into()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("Redis at {} is required by this test: {e}", redis_url()))
 }

@@ -24,6 +24,7 @@ use yrs::{ReadTxn, StateVector, Transact, Update};
 
 use crate::appender::AppendRequest;
 use crate::awareness::{Awareness, RelayPayload};
+use crate::client_update::{Refusal, decode_client_update};
 use crate::compaction::{self, CompactionResult};
 use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
@@ -705,12 +706,18 @@ impl DocActor {
                 self.on_client_update(conn, u, Some(frame.clone())).await;
             }
             Message::Awareness(a) => {
-                let Ok(update) = AwarenessUpdate::decode(a) else {
-                    self.close_conn(
-                        conn,
-                        CloseFrame::new(CloseCode::Malformed, "malformed awareness update"),
-                    );
-                    return;
+                let update = match AwarenessUpdate::decode(a) {
+                    Ok(update) => update,
+                    Err(e) => {
+                        self.close_conn(
+                            conn,
+                            CloseFrame::new(
+                                CloseCode::Malformed,
+                                format!("malformed awareness update: {e}"),
+                            ),
+                        );
+                        return;
+                    }
                 };
                 let cfg = &self.hub.config;
                 let applied = self.awareness.apply(
@@ -747,14 +754,27 @@ impl DocActor {
             return;
         };
         c.received += 1;
+        let can_write = c.opts.can_write;
         let received_at = Instant::now();
-        if !c.opts.can_write {
+        let decoded = match decode_guarded(&update) {
+            Ok(decoded) => decoded,
+            Err(refusal) => {
+                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => refusal.metric_label())
+                    .increment(1);
+                self.close_conn(
+                    conn,
+                    CloseFrame::new(CloseCode::Malformed, refusal.reason()),
+                );
+                return;
+            }
+        };
+        if !can_write {
             // A read-only client still answers the server's sync step 1 with
             // a step 2 of whatever it holds: normally nothing new (though Yjs
             // puts the whole delete set in it). That is a harmless no-op and
             // is acknowledged like one; only an update that would change the
             // document is refused, and it is never applied.
-            if would_change(&self.doc, &update) {
+            if would_change(&self.doc, &decoded) {
                 metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
                 self.send_to(
                     conn,
@@ -774,15 +794,9 @@ impl DocActor {
             );
             return;
         }
-        let changed = match decode_and_apply(&self.doc, &update) {
+        let carries_content = !decoded.is_empty();
+        let changed = match apply_guarded(&self.doc, decoded) {
             Ok(changed) => changed,
-            Err(ApplyError::Undecodable) => {
-                self.close_conn(
-                    conn,
-                    CloseFrame::new(CloseCode::Malformed, "undecodable update"),
-                );
-                return;
-            }
             Err(ApplyError::Rejected(e)) => {
                 self.close_conn(
                     conn,
@@ -814,9 +828,7 @@ impl DocActor {
         };
         // An update that changed nothing may still carry content we hold
         // only because another node published it, uncommitted: store it too.
-        let restates_uncommitted = !changed
-            && !self.peer_uncommitted.is_empty()
-            && Update::decode_v1(&update).is_ok_and(|u| !u.is_empty());
+        let restates_uncommitted = !changed && !self.peer_uncommitted.is_empty() && carries_content;
         if changed || restates_uncommitted {
             if restates_uncommitted {
                 tracing::debug!(doc = %self.id, conn, "storing a client update that restates updates another node has not committed");
@@ -1223,12 +1235,8 @@ impl DocActor {
 
 /// Whether applying `update` would change `doc`: new or pending items, or
 /// deletions the document does not have yet. Decides whether a read-only
-/// session's update is refused; an undecodable one counts as a change (it is
-/// refused, never applied).
-fn would_change(doc: &yrs::Doc, update: &[u8]) -> bool {
-    let Ok(update) = Update::decode_v1(update) else {
-        return true;
-    };
+/// session's update is refused (it is never applied).
+fn would_change(doc: &yrs::Doc, update: &Update) -> bool {
     let txn = doc.transact();
     let have = txn.state_vector();
     if update.extends(&have) {
@@ -1255,21 +1263,26 @@ async fn sleep_until_std(deadline: Option<Instant>) {
     }
 }
 
-/// Applies an update; `Ok(true)` if it changed the document (new items, new
-/// deletions, or content parked until its dependencies arrive).
 enum ApplyError {
-    Undecodable,
     Rejected(String),
     Panicked,
 }
 
-/// Decodes and applies a client's update. yrs can panic on inputs Yjs
-/// accepts (its debug assertions, and bugs); a panic is caught here so it
-/// costs the offending socket, not the node.
-fn decode_and_apply(doc: &yrs::Doc, update: &[u8]) -> Result<bool, ApplyError> {
+/// Decodes a client's update (see [`crate::client_update`] for what is
+/// refused). A panic in yrs's decoding touches no document, so it only
+/// refuses the update.
+fn decode_guarded(update: &[u8]) -> Result<Update, Refusal> {
+    std::panic::catch_unwind(|| decode_client_update(update)).unwrap_or(Err(Refusal::Undecodable))
+}
+
+/// Applies a client's decoded update; `Ok(true)` if it changed the document
+/// (new items, new deletions, or content parked until its dependencies
+/// arrive). yrs can panic on inputs Yjs accepts (its debug assertions, and
+/// bugs); a panic is caught here so it costs the offending socket, not the
+/// node.
+fn apply_guarded(doc: &yrs::Doc, update: Update) -> Result<bool, ApplyError> {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let decoded = Update::decode_v1(update).map_err(|_| ApplyError::Undecodable)?;
-        apply(doc, decoded).map_err(|e| ApplyError::Rejected(e.to_string()))
+        apply(doc, update).map_err(|e| ApplyError::Rejected(e.to_string()))
     }));
     result.unwrap_or(Err(ApplyError::Panicked))
 }

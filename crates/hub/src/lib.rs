@@ -17,6 +17,7 @@
 
 mod appender;
 mod awareness;
+mod client_update;
 mod compaction;
 mod doc;
 mod heal;

@@ -2,8 +2,8 @@
 //! untrusted input, so it needs the client ids and sizes inside an update
 //! without building a JSON tree: entries keep their state as the raw JSON text.
 
-use crate::ProtocolError;
 use crate::lib0::{Reader, write_var_bytes, write_var_uint};
+use crate::{MAX_CLIENT_ID, ProtocolError};
 
 /// One client's state inside an awareness update. `state` is JSON text;
 /// `"null"` means the client went away.
@@ -30,6 +30,7 @@ pub struct AwarenessUpdate<'a> {
 const MAX_ENTRIES: u64 = 10_000;
 
 impl<'a> AwarenessUpdate<'a> {
+    /// Decodes an update, refusing client ids above [`MAX_CLIENT_ID`].
     pub fn decode(bytes: &'a [u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
         let n = r.read_var_uint()?;
@@ -39,6 +40,9 @@ impl<'a> AwarenessUpdate<'a> {
         let mut entries = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let client_id = r.read_var_uint()?;
+            if client_id > MAX_CLIENT_ID {
+                return Err(ProtocolError::ClientIdTooLarge(client_id));
+            }
             let clock = r.read_var_uint()?;
             let state = r.read_var_string()?;
             entries.push(AwarenessEntry {
@@ -66,4 +70,36 @@ pub fn encode_awareness_update<'s>(
         write_var_bytes(&mut out, state.as_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_entry(client_id: u64) -> Vec<u8> {
+        encode_awareness_update([(client_id, 1, "{}")].into_iter())
+    }
+
+    #[test]
+    fn accepts_the_largest_client_id_javascript_represents() {
+        let bytes = one_entry(MAX_CLIENT_ID);
+        let update = AwarenessUpdate::decode(&bytes).unwrap();
+        assert_eq!(update.entries[0].client_id, MAX_CLIENT_ID);
+    }
+
+    #[test]
+    fn refuses_client_ids_javascript_cannot_represent() {
+        for id in [MAX_CLIENT_ID + 1, 1 << 60, u64::MAX] {
+            assert_eq!(
+                AwarenessUpdate::decode(&one_entry(id)),
+                Err(ProtocolError::ClientIdTooLarge(id))
+            );
+        }
+        // Behind an acceptable entry too.
+        let bytes = encode_awareness_update([(7, 1, "{}"), (1 << 53, 1, "null")].into_iter());
+        assert_eq!(
+            AwarenessUpdate::decode(&bytes),
+            Err(ProtocolError::ClientIdTooLarge(1 << 53))
+        );
+    }
 }

@@ -36,6 +36,12 @@ pub const SYNC_UPDATE: u64 = 2;
 
 pub const AUTH_PERMISSION_DENIED: u64 = 0;
 
+/// The largest client id a stock Yjs client can hold: it reads ids as
+/// JavaScript numbers, so above 2^53 − 1 (`Number.MAX_SAFE_INTEGER`) two ids
+/// collapse into one and its copy of a document parts from the server's,
+/// which keeps ids as exact `u64`s. Ids above it are refused on input.
+pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     #[error("message is empty")]
@@ -56,6 +62,8 @@ pub enum ProtocolError {
     TrailingBytes,
     #[error("malformed awareness state: {0}")]
     BadAwareness(&'static str),
+    #[error("client id {0} is above 2^53 - 1, which JavaScript clients cannot represent")]
+    ClientIdTooLarge(u64),
 }
 
 /// One decoded message; payloads borrow from the frame.

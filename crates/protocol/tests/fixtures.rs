@@ -153,7 +153,7 @@ proptest! {
     }
 
     #[test]
-    fn awareness_round_trips(entries in proptest::collection::vec((any::<u64>(), any::<u64>(), "[a-z{}\":]{0,20}"), 0..5)) {
+    fn awareness_round_trips(entries in proptest::collection::vec((0..=quire_protocol::MAX_CLIENT_ID, any::<u64>(), "[a-z{}\":]{0,20}"), 0..5)) {
         let bytes = encode_awareness_update(entries.iter().map(|(c, k, s)| (*c, *k, s.as_str())));
         let up = AwarenessUpdate::decode(&bytes).unwrap();
         let back: Vec<_> = up.entries.iter().map(|e| (e.client_id, e.clock, e.state.to_string())).collect();

@@ -91,7 +91,7 @@ async fn sigkill_never_loses_an_acknowledged_update() {
         .unwrap_or_else(|| rand::rng().random());
     eprintln!("crash test seed: {seed} (set QUIRE_CRASH_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDataDir::new();
     let port = free_port();
     let url = format!("ws://127.0.0.1:{port}/ws/crash?quire=1");
     let mut acknowledged: BTreeSet<i64> = BTreeSet::new();

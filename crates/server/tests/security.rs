@@ -172,7 +172,7 @@ async fn signup_validates_and_can_be_disabled() {
 #[tokio::test]
 async fn quire_user_add_creates_an_account_from_the_command_line() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDataDir::new();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quire"))
         .args([
             "user",

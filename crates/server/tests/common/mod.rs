@@ -274,9 +274,9 @@ pub struct TestServer {
     pub owner: TestUser,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _tmp: Option<tempfile::TempDir>,
-    /// The PostgreSQL schema standing in for the data folder, if any.
-    pg_schema: Option<String>,
+    /// The data folder (and schema) this server made, unless `stop` handed
+    /// it on for a restart.
+    _tmp: Option<TestDataDir>,
 }
 
 impl TestServer {
@@ -285,7 +285,7 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = TestDataDir::new();
         let dir = tmp.path().to_path_buf();
         let mut s = Self::start_in(&dir, tweak).await;
         s._tmp = Some(tmp);
@@ -299,13 +299,12 @@ impl TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         // Test-only cheap Argon2: tests create many accounts.
         config.insecure_fast_password_hashing = true;
-        let pg_schema = use_postgres().then(|| {
+        if use_postgres() {
             let schema = pg_schema_for(dir);
             config.database_url = Some(schema_database_url(&schema));
-            config.database_schema = Some(schema.clone());
+            config.database_schema = Some(schema);
             config.single_node = true;
-            schema
-        });
+        }
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -345,7 +344,6 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             _tmp: None,
-            pg_schema,
         }
     }
 
@@ -362,9 +360,9 @@ impl TestServer {
         TestUser::sign_up(self.addr, email, name).await
     }
 
-    /// Graceful shutdown; returns the temp dir guard so the data survives for
-    /// a restart.
-    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+    /// Graceful shutdown; returns the data folder's guard (with its schema)
+    /// so the data survives for a restart.
+    pub async fn stop(mut self) -> Option<TestDataDir> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -375,12 +373,32 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+/// A temporary data folder, and the PostgreSQL schema that stands in for it
+/// if one was chosen ([`pg_schema_for`] writes its name into the folder).
+/// Dropping it removes both, also while a failing test unwinds, so the
+/// schema lives exactly as long as the folder it stands for: across a
+/// restart (whoever holds the guard), and for servers started as processes.
+pub struct TestDataDir {
+    tmp: tempfile::TempDir,
+}
+
+impl TestDataDir {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> TestDataDir {
+        TestDataDir {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+}
+
+impl Drop for TestDataDir {
     fn drop(&mut self) {
-        // The schema goes with the data folder it stands in for; one handed
-        // on for a restart (by `stop`) stays.
-        if let (Some(schema), Some(_)) = (&self.pg_schema, &self._tmp) {
-            drop_schema(schema);
+        if let Ok(schema) = std::fs::read_to_string(self.tmp.path().join(PG_SCHEMA_FILE)) {
+            drop_schema(&schema);
         }
     }
 }
@@ -421,11 +439,13 @@ pub fn fresh_schema() -> String {
     format!("quire_test_{}", quire_types::NodeId::generate())
 }
 
+const PG_SCHEMA_FILE: &str = "pg-schema";
+
 /// The PostgreSQL schema that stands in for a data folder: chosen on first
 /// use and written into the folder, so a restart on the same folder finds
 /// the same documents.
 pub fn pg_schema_for(dir: &Path) -> String {
-    let file = dir.join("pg-schema");
+    let file = dir.join(PG_SCHEMA_FILE);
     match std::fs::read_to_string(&file) {
         Ok(schema) => schema,
         Err(_) => {
@@ -485,6 +505,7 @@ pub fn drop_schema(schema: &str) {
     );
     let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
     let url = database_url();
+    let schema = schema.to_owned();
     let _ = std::thread::spawn(move || {
         use sqlx::{Connection, Executor};
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -492,9 +513,15 @@ pub fn drop_schema(schema: &str) {
             .build()
             .unwrap();
         rt.block_on(async {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                let _ = conn.execute(sqlx::AssertSqlSafe(terminate)).await;
-                let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
+            let dropped = async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                conn.execute(sqlx::AssertSqlSafe(terminate)).await?;
+                conn.execute(sqlx::AssertSqlSafe(drop)).await?;
+                Ok::<_, sqlx::Error>(())
+            };
+            // Never a panic here: this runs in `Drop`, maybe while unwinding.
+            if let Err(e) = dropped.await {
+                eprintln!("could not drop test schema {schema}: {e}");
             }
         });
     })

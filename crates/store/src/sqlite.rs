@@ -9,6 +9,7 @@
 //! busy handler. Reads use a separate pool: in WAL mode readers don't block the
 //! writer and see a consistent snapshot per statement.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -175,28 +176,38 @@ impl DocStore for SqliteStore {
         let mut seqs = vec![None; batch.len()];
         let mut rows = Vec::with_capacity(batch.len());
         let mut tx = self.begin_write().await?;
-        for (doc, positions) in &grouped.docs {
-            // Reserves positions.len() numbers in one statement. An update,
-            // never an upsert: a document that is not there was deleted (or
-            // never created) and must stay gone.
+        // Reserves each document's numbers, all documents in one statement
+        // (each statement is a round trip to sqlx's worker thread). An
+        // update, never an upsert: a document that is not there was deleted
+        // (or never created) and must stay gone; it returns no row.
+        let docs: Vec<(&DocId, &Vec<usize>)> = grouped.docs.iter().map(|(d, p)| (*d, p)).collect();
+        for chunk in docs.chunks(ROWS_PER_INSERT) {
             self.queries.add(1);
-            let last_seq: Option<i64> = sqlx::query_scalar(
-                "UPDATE documents SET last_seq = last_seq + $2, \
-                   updated_at = max(updated_at, $3) \
-                 WHERE id = $1 RETURNING last_seq",
-            )
-            .bind(doc.as_str())
-            .bind(positions.len() as i64)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            let Some(last_seq) = last_seq else {
-                continue;
-            };
-            for (pos, seq) in GroupedBatch::seqs_ending_at(positions, last_seq) {
-                rows.push((doc, seq, pos));
-                seqs[pos] = Some(seq);
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "UPDATE documents SET last_seq = last_seq + v.column2, updated_at = max(updated_at, ",
+            );
+            update.push_bind(now);
+            update.push(") FROM (");
+            update.push_values(chunk, |mut row, (doc, positions)| {
+                row.push_bind(doc.as_str())
+                    .push_bind(positions.len() as i64);
+            });
+            update.push(") AS v WHERE documents.id = v.column1 RETURNING id, last_seq");
+            let reserved: Vec<(String, i64)> = update
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let by_id: HashMap<&str, (&DocId, &Vec<usize>)> =
+                chunk.iter().map(|&(d, p)| (d.as_str(), (d, p))).collect();
+            for (id, last_seq) in reserved {
+                let Some(&(doc, positions)) = by_id.get(id.as_str()) else {
+                    continue;
+                };
+                for (pos, seq) in GroupedBatch::seqs_ending_at(positions, last_seq) {
+                    rows.push((doc, seq, pos));
+                    seqs[pos] = Some(seq);
+                }
             }
         }
         // Multi-row INSERTs: each statement is a round trip to sqlx's SQLite

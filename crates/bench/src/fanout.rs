@@ -220,7 +220,7 @@ pub async fn measure(
         run_tag(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
-    let per_writer = (args.rate * args.duration).ceil() as usize + 1;
+    let per_writer = keystrokes_per_writer(args);
     let nodes = args.target.url.len();
     let mut writers = Vec::new();
     let mut by_client = HashMap::new();
@@ -545,6 +545,12 @@ fn doc_name(tag: &str, d: usize) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Keystrokes each writer has room for: its rate over the duration, and one
+/// more.
+fn keystrokes_per_writer(args: &FanoutArgs) -> usize {
+    (args.rate * args.duration).ceil() as usize + 1
+}
+
 async fn client_task(
     shared: Arc<Shared>,
     args: FanoutArgs,
@@ -558,10 +564,22 @@ async fn client_task(
     ready: mpsc::Sender<anyhow::Result<()>>,
     mut phase: watch::Receiver<Phase>,
 ) -> ClientResult {
+    // Room for every figure the step will record, taken now: a vector that
+    // grows while the step runs copies itself on this one thread (once the
+    // allocator serves large blocks from its heap, which it does after the
+    // first steps freed some), and those copies made the generator's sends
+    // late in the last steps of a long climb.
+    let per_writer = keystrokes_per_writer(&args);
+    let expected = (args.writers - usize::from(writer.is_some())) * per_writer;
+    let own = if writer.is_some() { per_writer } else { 0 };
     let mut out = ClientResult {
         doc,
         writer: writer.is_some(),
         replica: keep_replica,
+        latencies: Vec::with_capacity(expected),
+        from_schedule: Vec::with_capacity(expected),
+        send_lag: Vec::with_capacity(own),
+        ack_latencies: Vec::with_capacity(if args.no_acks { 0 } else { own }),
         ..ClientResult::default()
     };
     let replica = Replica::new(client_id);

@@ -544,13 +544,13 @@ fn doc_name(tag: &str, d: usize) -> String {
     format!("bench-fanout-{tag}-{d}")
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Keystrokes each writer has room for: its rate over the duration, and one
 /// more.
 fn keystrokes_per_writer(args: &FanoutArgs) -> usize {
     (args.rate * args.duration).ceil() as usize + 1
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client_task(
     shared: Arc<Shared>,
     args: FanoutArgs,

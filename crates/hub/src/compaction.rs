@@ -11,10 +11,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use quire_store::{CompactOutcome, DocStore, Snapshot, StoredDoc};
+use quire_store::{CompactOutcome, DocStore, Snapshot};
 use quire_types::{DocId, Seq};
-use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, StateVector, Transact, Update};
+use yrs::{ReadTxn, StateVector, Transact};
+
+use crate::content::{Content, ContentLimits, LoadError};
 
 use crate::metrics as m;
 
@@ -29,31 +30,10 @@ pub(crate) struct CompactionResult {
     pub snapshot_bytes: usize,
 }
 
-/// Rebuilds a document from a stored load. Every row is applied in order; a
-/// row that does not decode is skipped with an error log rather than making
-/// the whole document unloadable.
-pub(crate) fn rebuild(doc: &yrs::Doc, stored: &StoredDoc, id: &DocId) {
-    let mut txn = doc.transact_mut();
-    let parts = stored
-        .snapshot
-        .iter()
-        .map(|s| &s.data)
-        .chain(stored.tail.iter().map(|e| &e.update));
-    for bytes in parts {
-        match Update::decode_v1(bytes) {
-            Ok(u) => {
-                if let Err(e) = txn.apply_update(u) {
-                    tracing::error!(doc = %id, error = %e, "stored update failed to apply");
-                }
-            }
-            Err(e) => tracing::error!(doc = %id, error = %e, "stored update does not decode"),
-        }
-    }
-}
-
 pub(crate) async fn compact(
     store: Arc<dyn DocStore>,
     id: DocId,
+    limits: ContentLimits,
 ) -> Result<Option<CompactionResult>, quire_store::StoreError> {
     let stored = store.load(&id).await?;
     if stored.tail.is_empty() {
@@ -63,15 +43,30 @@ pub(crate) async fn compact(
     let upto = stored.last_seq();
     let rows = stored.tail.len();
     let bytes = stored.tail_bytes();
-    let id2 = id.clone();
+    // Every row goes through the checks a live update passes (the log holds
+    // nothing else, but a rebuild must not be the one place that trusts it).
+    // The memory limit is for documents being loaded to serve clients; this
+    // one is already live.
+    let limits = ContentLimits {
+        max_decoded_bytes: u64::MAX,
+        ..limits
+    };
     let data = tokio::task::spawn_blocking(move || {
-        let doc = yrs::Doc::new();
-        rebuild(&doc, &stored, &id2);
-        let txn = doc.transact();
-        txn.encode_state_as_update_v1(&StateVector::default())
+        let content = Content::load(&stored, limits, || ())?;
+        // A row waiting for content the log lacks is not in the rebuilt
+        // document, and the snapshot would delete it.
+        if content.parked() > 0 {
+            return Err(LoadError::Refused(format!(
+                "{} stored updates wait for content the log does not have",
+                content.parked()
+            )));
+        }
+        let txn = content.doc().transact();
+        Ok::<_, LoadError>(txn.encode_state_as_update_v1(&StateVector::default()))
     })
     .await
-    .map_err(|e| quire_store::StoreError::Backend(format!("compaction task failed: {e}")))?;
+    .map_err(|e| quire_store::StoreError::Backend(format!("compaction task failed: {e}")))?
+    .map_err(|e| quire_store::StoreError::Backend(format!("compaction refused: {e}")))?;
     store_snapshot(
         store,
         id,

@@ -20,15 +20,16 @@ use quire_types::{DocId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ReadTxn, StateVector, Transact, Update};
+use yrs::{ReadTxn, StateVector, Transact};
 
 use crate::appender::AppendRequest;
 use crate::awareness::{Awareness, RelayPayload};
-use crate::client_update::{Refusal, decode_client_update};
 use crate::compaction::{self, CompactionResult};
+use crate::content::{Content, Failure, Settled, Trust};
 use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
-use crate::session::{CloseCode, CloseFrame, ConnId};
+use crate::session::{CloseCode, CloseFrame, ConnId, Outbox, Refused};
+use crate::update_scan::Refusal;
 use crate::{AccessChange, HubError, HubInner, JoinOptions, LiveSession, Presence, SessionTarget};
 
 /// Frames from all sessions of one document waiting for the actor. Small: a
@@ -50,11 +51,46 @@ struct PeerUpdate {
     received: Instant,
 }
 
+/// Where an update applied to the live document came from, for what follows
+/// its application (relay, append, acknowledgement).
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// A session's update: the `count`-th update-bearing message it sent,
+    /// and, for a sync `Update` message, the frame to relay as it came.
+    Client {
+        conn: ConnId,
+        count: u64,
+        frame: Option<Bytes>,
+        received_at: Instant,
+    },
+    /// Another node's.
+    Bus {
+        origin: Origin,
+        counter: u64,
+        received_at: Instant,
+    },
+    /// A row of the log (a load, or a heal).
+    Log,
+}
+
+/// An acknowledgement a session waits for: `count` of its updates are
+/// durable once `needed` appends have committed ([`PARKED`] while one of
+/// them waits for its dependencies).
+#[derive(Debug, Clone, Copy)]
+struct AckWait {
+    needed: u64,
+    count: u64,
+    at: Instant,
+}
+
+/// `AckWait::needed` of an update that is parked (see [`crate::content`]).
+const PARKED: u64 = u64::MAX;
+
 pub(crate) enum DocCommand {
     Join {
         conn: ConnId,
         opts: JoinOptions,
-        out: flume::Sender<Bytes>,
+        out: Outbox,
         close: oneshot::Sender<CloseFrame>,
         reply: oneshot::Sender<Result<(), HubError>>,
     },
@@ -131,14 +167,14 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
     tracker.spawn(async move {
         let started = Instant::now();
         match load(&hub, &id).await {
-            Ok((doc, stored, sub)) => {
+            Ok((content, stored, sub)) => {
                 metrics::counter!(m::DOCUMENT_LOADS_TOTAL, "outcome" => "ok").increment(1);
                 metrics::histogram!(m::DOCUMENT_LOAD_SECONDS)
                     .record(started.elapsed().as_secs_f64());
                 metrics::gauge!(m::DOCUMENTS_LIVE).increment(1.0);
                 let (hub2, id2) = (hub.clone(), id.clone());
                 let actor = DocActor::new(
-                    hub, id, doc, &stored, sub, control_tx, control_rx, frames_rx,
+                    hub, id, content, &stored, sub, control_tx, control_rx, frames_rx,
                 );
                 // Last line of defence: an actor that panics anyway must not
                 // leave a dead entry that refuses every later join. Its
@@ -163,7 +199,10 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
     handle
 }
 
-async fn load(hub: &HubInner, id: &DocId) -> Result<(yrs::Doc, StoredDoc, Subscription), HubError> {
+async fn load(
+    hub: &HubInner,
+    id: &DocId,
+) -> Result<(Content<Source>, StoredDoc, Subscription), HubError> {
     // Subscribe before loading: an update another node publishes while we
     // load is either in the load or delivered on the subscription. One
     // published before we subscribed but committed after we loaded is
@@ -178,15 +217,19 @@ async fn load(hub: &HubInner, id: &DocId) -> Result<(yrs::Doc, StoredDoc, Subscr
         .load(id)
         .await
         .map_err(|e| HubError::LoadFailed(e.to_string()))?;
-    let id2 = id.clone();
-    let (doc, stored) = tokio::task::spawn_blocking(move || {
-        let doc = yrs::Doc::new();
-        compaction::rebuild(&doc, &stored, &id2);
-        (doc, stored)
+    let limits = hub.config.content_limits();
+    let (content, stored) = tokio::task::spawn_blocking(move || {
+        let content = Content::load(&stored, limits, || Source::Log);
+        (content, stored)
     })
     .await
     .map_err(|e| HubError::LoadFailed(e.to_string()))?;
-    Ok((doc, stored, sub))
+    let content = content.map_err(|e| HubError::LoadFailed(e.to_string()))?;
+    if content.parked() > 0 {
+        tracing::warn!(doc = %id, parked = content.parked(),
+            "stored updates wait for content the log does not have");
+    }
+    Ok((content, stored, sub))
 }
 
 /// A failed load answers every waiting joiner with the error and leaves no
@@ -214,13 +257,12 @@ fn refuse_and_remove(
 }
 
 struct Conn {
-    out: flume::Sender<Bytes>,
+    out: Outbox,
     close: Option<oneshot::Sender<CloseFrame>>,
     opts: JoinOptions,
     /// Update-bearing messages received from this session.
     received: u64,
-    /// `(appends that must commit first, count to acknowledge, received at)`.
-    pending_acks: VecDeque<(u64, u64, Instant)>,
+    pending_acks: VecDeque<AckWait>,
     frames_processed: u64,
     /// The session left after sending this many frames; remove it once they
     /// are processed.
@@ -230,7 +272,7 @@ struct Conn {
 struct DocActor {
     hub: Arc<HubInner>,
     id: DocId,
-    doc: yrs::Doc,
+    content: Content<Source>,
     conns: HashMap<ConnId, Conn>,
     awareness: Awareness,
     /// Appends handed to the appender, and those committed. Equal means the
@@ -306,7 +348,7 @@ impl DocActor {
     fn new(
         hub: Arc<HubInner>,
         id: DocId,
-        doc: yrs::Doc,
+        content: Content<Source>,
         stored: &StoredDoc,
         bus_sub: Subscription,
         control_tx: flume::Sender<DocCommand>,
@@ -319,7 +361,7 @@ impl DocActor {
         DocActor {
             hub,
             id,
-            doc,
+            content,
             conns: HashMap::new(),
             awareness: Awareness::default(),
             submitted: 0,
@@ -373,7 +415,7 @@ impl DocActor {
                     Flow::Continue
                 }
                 Some(ev) = self.bus_sub.events.recv() => {
-                    self.on_bus(ev);
+                    self.on_bus(ev).await;
                     Flow::Continue
                 }
                 _ = sleep_until_std(heal_deadline), if heal_deadline.is_some() => {
@@ -508,7 +550,7 @@ impl DocActor {
             DocCommand::Healed(result) => {
                 self.healing = false;
                 match result {
-                    Ok(stored) => self.apply_healed(stored),
+                    Ok(stored) => self.apply_healed(stored).await,
                     Err(e) => {
                         // Try again (paced by the heal task): a missed update
                         // must not stay missing because the store hiccupped.
@@ -624,14 +666,15 @@ impl DocActor {
         &mut self,
         conn: ConnId,
         opts: JoinOptions,
-        out: flume::Sender<Bytes>,
+        out: Outbox,
         close: oneshot::Sender<CloseFrame>,
     ) {
         let sv = self.durable_state_vector().encode_v1();
-        // The queue is empty, so these cannot fail for lack of room.
-        let _ = out.try_send(encode_sync_step1(&sv));
+        // The queue is empty; a presence too large for it is left for the
+        // client to ask again (query-awareness).
+        let _ = out.send(encode_sync_step1(&sv));
         if let Some(a) = self.awareness.full_update() {
-            let _ = out.try_send(encode_awareness(&a));
+            let _ = out.send(encode_awareness(&a));
         }
         self.conns.insert(
             conn,
@@ -693,8 +736,7 @@ impl DocActor {
                     );
                     return;
                 };
-                let diff = self.doc.transact().encode_diff_v1(&sv);
-                self.send_to(conn, encode_sync_step2(&diff));
+                self.answer_step1(conn, &sv);
             }
             Message::Sync(SyncMessage::Step2(u)) => {
                 let u = frame.slice_ref(u);
@@ -749,40 +791,41 @@ impl DocActor {
         }
     }
 
+    /// Answers a sync step 1 with everything the client lacks. One such
+    /// reply at a time per session: while one is still queued, a further
+    /// step 1 is answered by it (it holds everything up to when it was made,
+    /// and everything since reaches the session as updates), so a client
+    /// that asks again and again without reading costs one reply, not one
+    /// per ask.
+    fn answer_step1(&mut self, conn: ConnId, sv: &StateVector) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.out.full_state_queued() {
+            metrics::counter!(m::STEP1_COALESCED_TOTAL).increment(1);
+            return;
+        }
+        let diff = self.content.doc().transact().encode_diff_v1(sv);
+        if let Err(Refused::Full) = c.out.send_full_state(encode_sync_step2(&diff)) {
+            self.close_conn(
+                conn,
+                CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"),
+            );
+        }
+    }
+
+    /// An update from a session: sync step 2, or a sync update (`frame` is
+    /// then the message as received, relayed as it is).
     async fn on_client_update(&mut self, conn: ConnId, update: Bytes, frame: Option<Bytes>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         c.received += 1;
+        let count = c.received;
         let can_write = c.opts.can_write;
         let received_at = Instant::now();
-        let decoded = match decode_guarded(&update) {
-            Ok(decoded) => decoded,
-            Err(refusal) => {
-                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => refusal.metric_label())
-                    .increment(1);
-                self.close_conn(
-                    conn,
-                    CloseFrame::new(CloseCode::Malformed, refusal.reason()),
-                );
-                return;
-            }
-        };
         if !can_write {
-            // A read-only client still answers the server's sync step 1 with
-            // a step 2 of whatever it holds: normally nothing new (though Yjs
-            // puts the whole delete set in it). That is a harmless no-op and
-            // is acknowledged like one; only an update that would change the
-            // document is refused, and it is never applied.
-            if would_change(&self.doc, &decoded) {
-                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
-                self.send_to(
-                    conn,
-                    encode_permission_denied("read-only access: update refused"),
-                );
-                return;
-            }
-            self.acknowledge(conn, received_at);
+            self.on_read_only_update(conn, count, &update, frame.is_some(), received_at);
             return;
         }
         if self.doc_bytes + update.len() > self.hub.config.max_document_bytes {
@@ -794,79 +837,234 @@ impl DocActor {
             );
             return;
         }
-        let carries_content = !decoded.is_empty();
-        let changed = match apply_guarded(&self.doc, decoded) {
-            Ok(changed) => changed,
-            Err(ApplyError::Rejected(e)) => {
-                self.close_conn(
+        let source = Source::Client {
+            conn,
+            count,
+            frame,
+            received_at,
+        };
+        self.ingest(update, source, Trust::Client, false).await;
+    }
+
+    /// A read-only session may answer the server's sync step 1 with a step 2
+    /// of whatever it holds: normally nothing new (though Yjs puts the whole
+    /// delete set in it). That is a harmless no-op and is acknowledged like
+    /// one; an update that would change the document is refused, and never
+    /// applied. A sync update message is something only a writer sends: it
+    /// is refused without being decoded at all.
+    fn on_read_only_update(
+        &mut self,
+        conn: ConnId,
+        count: u64,
+        update: &[u8],
+        is_update_message: bool,
+        received_at: Instant,
+    ) {
+        let changes = if is_update_message {
+            Ok(true)
+        } else {
+            self.content.would_change(update)
+        };
+        match changes {
+            Ok(false) => self.acknowledge(conn, count, received_at),
+            Ok(true) => {
+                metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "read_only").increment(1);
+                self.send_to(
                     conn,
-                    CloseFrame::new(CloseCode::Malformed, format!("update does not apply: {e}")),
+                    encode_permission_denied("read-only access: update refused"),
                 );
-                return;
             }
-            Err(ApplyError::Panicked) => {
-                // yrs panicked part-way through: the in-memory document can't
-                // be trusted. The update was neither stored nor broadcast, so
+            Err(refusal) => self.refuse(conn, &refusal),
+        }
+    }
+
+    /// Offers an update to the content (see [`crate::content`]) and carries
+    /// out what follows for it and for every parked update it unblocked.
+    /// Returns whether any of them changed the document.
+    async fn ingest(&mut self, update: Bytes, source: Source, trust: Trust, in_heal: bool) -> bool {
+        let waiting = match &source {
+            Source::Client {
+                conn,
+                count,
+                received_at,
+                ..
+            } => Some((*conn, *count, *received_at)),
+            _ => None,
+        };
+        let offered = self.content.offer(update, source, trust);
+        if offered.parked {
+            metrics::counter!(m::UPDATES_PARKED_TOTAL).increment(1);
+            if let Some((conn, count, at)) = waiting
+                && let Some(c) = self.conns.get_mut(&conn)
+            {
+                c.pending_acks.push_back(AckWait {
+                    needed: PARKED,
+                    count,
+                    at,
+                });
+            }
+        }
+        let mut changed = false;
+        for settled in offered.settled {
+            changed |= Box::pin(self.settle(settled, in_heal)).await;
+            if self.closing && self.unstored {
+                break;
+            }
+        }
+        changed
+    }
+
+    /// What follows an update's application (or refusal): relay it, store
+    /// it, acknowledge it. Returns whether it changed the document.
+    async fn settle(&mut self, s: Settled<Source>, in_heal: bool) -> bool {
+        let Settled {
+            tag: source,
+            update,
+            scan,
+            result,
+        } = s;
+        let changed = match result {
+            Ok(changed) => changed,
+            Err(Failure::Refused(refusal)) => {
+                match source {
+                    Source::Client { conn, .. } => self.refuse(conn, &refusal),
+                    Source::Bus { origin, .. } => {
+                        metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => refusal.metric_label())
+                            .increment(1);
+                        tracing::warn!(doc = %self.id, %origin, reason = %refusal.reason(), "update from another node refused");
+                    }
+                    Source::Log => {
+                        tracing::error!(doc = %self.id, reason = %refusal.reason(), "stored update refused");
+                    }
+                }
+                return false;
+            }
+            Err(Failure::Broken) => {
+                // yrs failed part-way through: the in-memory document can't
+                // be trusted. The update was neither stored nor relayed, so
                 // the store and the other clients are consistent; close
                 // everyone and let the next join reload from the store.
-                tracing::error!(doc = %self.id, conn, "applying an update panicked; reloading the document");
+                tracing::error!(doc = %self.id, "applying an update failed; reloading the document");
                 metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "panic").increment(1);
-                self.close_conn(
-                    conn,
-                    CloseFrame::new(
-                        CloseCode::Malformed,
-                        "update rejected: it could not be applied",
-                    ),
-                );
+                if let Source::Client { conn, .. } = source {
+                    self.close_conn(
+                        conn,
+                        CloseFrame::new(
+                            CloseCode::Malformed,
+                            "update rejected: it could not be applied",
+                        ),
+                    );
+                }
                 Box::pin(self.begin_close(CloseFrame::new(
                     CloseCode::InternalError,
                     "document reloading after an internal error",
                 )))
                 .await;
-                return;
+                return false;
             }
         };
-        // An update that changed nothing may still carry content we hold
-        // only because another node published it, uncommitted: store it too.
-        let restates_uncommitted = !changed && !self.peer_uncommitted.is_empty() && carries_content;
-        if changed || restates_uncommitted {
-            if restates_uncommitted {
-                tracing::debug!(doc = %self.id, conn, "storing a client update that restates updates another node has not committed");
+        match source {
+            Source::Client {
+                conn,
+                count,
+                frame,
+                received_at,
+            } => {
+                // An update that changed nothing may still carry content we
+                // hold only because another node published it, uncommitted:
+                // store it too.
+                let restates_uncommitted =
+                    !changed && !self.peer_uncommitted.is_empty() && !scan.is_empty();
+                if changed || restates_uncommitted {
+                    if restates_uncommitted {
+                        tracing::debug!(doc = %self.id, conn, "storing a client update that restates updates another node has not committed");
+                    }
+                    let mut counter = None;
+                    if changed {
+                        metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client")
+                            .increment(1);
+                        let frame = frame.unwrap_or_else(|| encode_update(&update));
+                        self.broadcast(&frame, Some(conn));
+                        counter = self.publish(BusPayload::Update(update.clone()));
+                    }
+                    if !self.append(update).await {
+                        return changed;
+                    }
+                    if let Some(counter) = counter {
+                        self.uncommitted.push_back((self.submitted, counter));
+                    }
+                }
+                self.acknowledge(conn, count, received_at);
             }
-            let mut counter = None;
-            if changed {
-                metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client").increment(1);
-                let frame = frame.unwrap_or_else(|| encode_update(&update));
-                self.broadcast(&frame, Some(conn));
-                counter = self.publish(BusPayload::Update(update.clone()));
+            Source::Bus {
+                origin,
+                counter,
+                received_at,
+            } => {
+                if changed {
+                    self.peer_uncommitted.push_back(PeerUpdate {
+                        origin,
+                        counter,
+                        lower: scan.lower(),
+                        update: update.clone(),
+                        received: received_at,
+                    });
+                    metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus").increment(1);
+                    self.doc_bytes += update.len();
+                    self.broadcast(&encode_update(&update), None);
+                }
             }
-            self.doc_bytes += update.len();
-            let req = AppendRequest {
-                doc: self.id.clone(),
-                update,
-                reply: self.control_tx.clone(),
-            };
-            if self.hub.appender.append(req).await.is_err() {
-                Box::pin(self.begin_close(CloseFrame::new(
-                    CloseCode::InternalError,
-                    "storage is shut down",
-                )))
-                .await;
-                return;
-            }
-            self.submitted += 1;
-            if let Some(counter) = counter {
-                self.uncommitted.push_back((self.submitted, counter));
+            Source::Log => {
+                // A heal relays one diff of everything it found; a stored
+                // update that waited and is applied later is relayed itself.
+                if changed && !in_heal {
+                    self.broadcast(&encode_update(&update), None);
+                }
             }
         }
-        self.acknowledge(conn, received_at);
+        changed
     }
 
-    /// Acknowledges everything `conn` sent so far (if it opted in) once
-    /// everything submitted so far has committed: an update that changed
-    /// nothing may duplicate content that is itself still on its way to the
-    /// store. Never once an append failed ([`Self::unstored`]).
-    fn acknowledge(&mut self, conn: ConnId, received_at: Instant) {
+    /// Hands an update to the appender. `false` if storage is shut down (the
+    /// document is then closing).
+    async fn append(&mut self, update: Bytes) -> bool {
+        self.doc_bytes += update.len();
+        let req = AppendRequest {
+            doc: self.id.clone(),
+            update,
+            reply: self.control_tx.clone(),
+        };
+        if self.hub.appender.append(req).await.is_err() {
+            Box::pin(self.begin_close(CloseFrame::new(
+                CloseCode::InternalError,
+                "storage is shut down",
+            )))
+            .await;
+            return false;
+        }
+        self.submitted += 1;
+        true
+    }
+
+    /// Closes a session whose update was refused, with the code its reason
+    /// calls for.
+    fn refuse(&mut self, conn: ConnId, refusal: &Refusal) {
+        metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => refusal.metric_label())
+            .increment(1);
+        let code = match refusal {
+            Refusal::TooLargeInMemory => CloseCode::DocumentTooLarge,
+            _ => CloseCode::Malformed,
+        };
+        self.close_conn(conn, CloseFrame::new(code, refusal.reason()));
+    }
+
+    /// Acknowledges the first `count` updates `conn` sent (if it opted in)
+    /// once everything submitted so far has committed: an update that
+    /// changed nothing may duplicate content that is itself still on its way
+    /// to the store. An update of theirs that was parked is acknowledged
+    /// once it was applied and stored ([`PARKED`]). Never once an append
+    /// failed ([`Self::unstored`]).
+    fn acknowledge(&mut self, conn: ConnId, count: u64, received_at: Instant) {
         if self.unstored {
             return;
         }
@@ -878,12 +1076,25 @@ impl DocActor {
         if !c.opts.durable_acks {
             return;
         }
+        // This update waited: its place in the queue was kept.
+        if let Some(w) = c
+            .pending_acks
+            .iter_mut()
+            .find(|w| w.count == count && w.needed == PARKED)
+        {
+            w.needed = needed;
+            self.release_acks();
+            return;
+        }
         if needed <= committed && c.pending_acks.is_empty() {
-            let n = c.received;
             metrics::histogram!(m::ACK_LATENCY_SECONDS).record(received_at.elapsed().as_secs_f64());
-            self.send_to(conn, encode_ack(n));
+            self.send_to(conn, encode_ack(count));
         } else {
-            c.pending_acks.push_back((needed, c.received, received_at));
+            c.pending_acks.push_back(AckWait {
+                needed,
+                count,
+                at: received_at,
+            });
         }
     }
 
@@ -895,13 +1106,13 @@ impl DocActor {
         let mut acks = Vec::new();
         for (id, c) in &mut self.conns {
             let mut last = None;
-            while let Some(&(needed, count, at)) = c.pending_acks.front() {
-                if needed > committed {
+            while let Some(w) = c.pending_acks.front() {
+                if w.needed > committed {
                     break;
                 }
+                metrics::histogram!(m::ACK_LATENCY_SECONDS).record(w.at.elapsed().as_secs_f64());
+                last = Some(w.count);
                 c.pending_acks.pop_front();
-                metrics::histogram!(m::ACK_LATENCY_SECONDS).record(at.elapsed().as_secs_f64());
-                last = Some(count);
             }
             if let Some(n) = last {
                 acks.push((*id, n));
@@ -912,7 +1123,7 @@ impl DocActor {
         }
     }
 
-    fn on_bus(&mut self, ev: BusEvent) {
+    async fn on_bus(&mut self, ev: BusEvent) {
         match ev {
             BusEvent::Message(msg) => {
                 metrics::counter!(m::BUS_MESSAGES_IN_TOTAL).increment(1);
@@ -931,24 +1142,14 @@ impl DocActor {
                 }
                 match msg.payload {
                     BusPayload::Update(u) => {
-                        let Ok(decoded) = Update::decode_v1(&u) else {
-                            tracing::warn!(doc = %self.id, origin = %msg.origin, "undecodable update from bus");
-                            return;
+                        // The same checks as a client's update (its node ran
+                        // them too), without the budgets: see `Trust::Peer`.
+                        let source = Source::Bus {
+                            origin: msg.origin.clone(),
+                            counter: msg.counter,
+                            received_at: now,
                         };
-                        let decoded_lower = decoded.state_vector_lower();
-                        if let Ok(true) = apply(&self.doc, decoded) {
-                            self.peer_uncommitted.push_back(PeerUpdate {
-                                origin: msg.origin.clone(),
-                                counter: msg.counter,
-                                lower: decoded_lower,
-                                update: u.clone(),
-                                received: now,
-                            });
-                            metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus")
-                                .increment(1);
-                            self.doc_bytes += u.len();
-                            self.broadcast(&encode_update(&u), None);
-                        }
+                        self.ingest(u, source, Trust::Peer, false).await;
                     }
                     BusPayload::Awareness(a) => {
                         let Ok(update) = AwarenessUpdate::decode(&a) else {
@@ -1003,29 +1204,25 @@ impl DocActor {
         });
     }
 
-    fn apply_healed(&mut self, stored: StoredDoc) {
+    async fn apply_healed(&mut self, stored: StoredDoc) {
         self.covered_seq = self.covered_seq.max(stored.last_seq());
-        let before = self.doc.transact().state_vector();
-        let mut any_delete = false;
-        {
-            let mut txn = self.doc.transact_mut();
-            let parts = stored
-                .snapshot
-                .iter()
-                .map(|s| &s.data)
-                .chain(stored.tail.iter().map(|e| &e.update));
-            for bytes in parts {
-                if let Ok(u) = Update::decode_v1(bytes) {
-                    let _ = txn.apply_update(u);
-                }
+        let before = self.content.state_vector();
+        let parts: Vec<Bytes> = stored
+            .snapshot
+            .into_iter()
+            .map(|s| s.data)
+            .chain(stored.tail.into_iter().map(|e| e.update))
+            .collect();
+        let mut changed = false;
+        for bytes in parts {
+            changed |= self.ingest(bytes, Source::Log, Trust::Peer, true).await;
+            if self.closing {
+                return;
             }
-            any_delete |= !txn.delete_set().is_empty();
         }
-        let txn = self.doc.transact();
-        if txn.state_vector() != before || any_delete {
+        if changed {
             metrics::counter!(m::HEALED_UPDATES_TOTAL).increment(1);
-            let diff = txn.encode_diff_v1(&before);
-            drop(txn);
+            let diff = self.content.doc().transact().encode_diff_v1(&before);
             self.broadcast(&encode_update(&diff), None);
         }
     }
@@ -1076,7 +1273,7 @@ impl DocActor {
     /// already hold is appended again, which is harmless: updates are
     /// idempotent.
     fn durable_state_vector(&self) -> StateVector {
-        let mut sv = self.doc.transact().state_vector();
+        let mut sv = self.content.state_vector();
         for p in &self.peer_uncommitted {
             for (client, clock) in p.lower.iter() {
                 // A client we hold nothing of is sent in full anyway.
@@ -1120,7 +1317,9 @@ impl DocActor {
         // is at least half of it keeps the total compaction work linear in a
         // document's history instead of quadratic (docs/benchmarks.md).
         let worth_it = self.tail_bytes * 2 >= self.snapshot_bytes;
-        if self.compacting || !due || !worth_it {
+        // Parked updates are not in the document (nor, from a client, in the
+        // log yet); a snapshot made now could cover log rows it lacks.
+        if self.compacting || !due || !worth_it || self.content.parked() > 0 {
             return;
         }
         self.compacting = true;
@@ -1139,17 +1338,19 @@ impl DocActor {
                     rows: self.tail_rows,
                     bytes: self.tail_bytes,
                     data: self
-                        .doc
+                        .content
+                        .doc()
                         .transact()
                         .encode_state_as_update_v1(&StateVector::default()),
                 })
             }
             _ => None,
         };
+        let limits = self.hub.config.content_limits();
         self.hub.tracker.spawn(async move {
             let r = match live {
                 Some(new) => compaction::store_snapshot(store, id, new).await,
-                None => compaction::compact(store, id).await,
+                None => compaction::compact(store, id, limits).await,
             };
             let _ = reply.send(DocCommand::Compacted(r));
         });
@@ -1180,10 +1381,10 @@ impl DocActor {
             if Some(*id) == except {
                 continue;
             }
-            match c.out.try_send(frame.clone()) {
+            match c.out.send(frame.clone()) {
                 Ok(()) => sent += 1,
-                Err(flume::TrySendError::Full(_)) => slow.push(*id),
-                Err(flume::TrySendError::Disconnected(_)) => {}
+                Err(Refused::Full) => slow.push(*id),
+                Err(Refused::Gone) => {}
             }
         }
         metrics::counter!(m::BROADCAST_FRAMES_TOTAL).increment(sent);
@@ -1199,7 +1400,7 @@ impl DocActor {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        if let Err(flume::TrySendError::Full(_)) = c.out.try_send(frame) {
+        if let Err(Refused::Full) = c.out.send(frame) {
             self.close_conn(
                 conn,
                 CloseFrame::new(CloseCode::TooSlow, "socket too slow; reconnect to resync"),
@@ -1233,27 +1434,6 @@ impl DocActor {
     }
 }
 
-/// Whether applying `update` would change `doc`: new or pending items, or
-/// deletions the document does not have yet. Decides whether a read-only
-/// session's update is refused (it is never applied).
-fn would_change(doc: &yrs::Doc, update: &Update) -> bool {
-    let txn = doc.transact();
-    let have = txn.state_vector();
-    if update.extends(&have) {
-        return true;
-    }
-    // Items that start at or past what we have (a gap: they would be parked).
-    if update
-        .state_vector_lower()
-        .iter()
-        .any(|(client, clock)| *clock >= have.get(client))
-    {
-        return true;
-    }
-    let deleted = txn.snapshot().delete_set;
-    !update.delete_set().diff(&deleted).is_empty()
-}
-
 /// `sleep_until` for an optional std deadline (the heal tracker is pure and
 /// keeps std instants); never fires for `None`.
 async fn sleep_until_std(deadline: Option<Instant>) {
@@ -1261,34 +1441,4 @@ async fn sleep_until_std(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
-}
-
-enum ApplyError {
-    Rejected(String),
-    Panicked,
-}
-
-/// Decodes a client's update (see [`crate::client_update`] for what is
-/// refused). A panic in yrs's decoding touches no document, so it only
-/// refuses the update.
-fn decode_guarded(update: &[u8]) -> Result<Update, Refusal> {
-    std::panic::catch_unwind(|| decode_client_update(update)).unwrap_or(Err(Refusal::Undecodable))
-}
-
-/// Applies a client's decoded update; `Ok(true)` if it changed the document
-/// (new items, new deletions, or content parked until its dependencies
-/// arrive). yrs can panic on inputs Yjs accepts (its debug assertions, and
-/// bugs); a panic is caught here so it costs the offending socket, not the
-/// node.
-fn apply_guarded(doc: &yrs::Doc, update: Update) -> Result<bool, ApplyError> {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        apply(doc, update).map_err(|e| ApplyError::Rejected(e.to_string()))
-    }));
-    result.unwrap_or(Err(ApplyError::Panicked))
-}
-
-fn apply(doc: &yrs::Doc, update: Update) -> Result<bool, yrs::error::UpdateError> {
-    let mut txn = doc.transact_mut();
-    txn.apply_update(update)?;
-    Ok(!txn.insert_set().is_empty() || !txn.delete_set().is_empty() || txn.has_missing_updates())
 }

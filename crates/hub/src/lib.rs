@@ -17,12 +17,14 @@
 
 mod appender;
 mod awareness;
-mod client_update;
 mod compaction;
+pub mod content;
 mod doc;
 mod heal;
+pub mod item_index;
 pub mod metrics;
 mod session;
+pub mod update_scan;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,16 @@ pub struct HubConfig {
     pub max_document_bytes: usize,
     /// Frames queued for one socket before it counts as too slow and is closed.
     pub outgoing_queue: usize,
+    /// Bytes queued for one socket before it counts as too slow and is
+    /// closed, besides at most one reply carrying the document's state.
+    pub outgoing_queue_bytes: usize,
+    /// Estimated memory of one decoded document (see
+    /// [`update_scan::Struct::cost`]) past which updates are refused and at
+    /// which a stored document is refused at load.
+    pub max_document_memory_bytes: u64,
+    /// Bytes of a document's updates waiting for their dependencies (see
+    /// [`content`]) past which a client's update that must wait is refused.
+    pub max_parked_bytes: usize,
     /// How long the appender waits for more updates before committing a batch.
     /// Zero commits as soon as the previous commit finished, which already
     /// batches everything that arrived meanwhile.
@@ -86,6 +98,9 @@ impl Default for HubConfig {
         HubConfig {
             max_document_bytes: 64 * 1024 * 1024,
             outgoing_queue: 4096,
+            outgoing_queue_bytes: 16 * 1024 * 1024,
+            max_document_memory_bytes: 512 * 1024 * 1024,
+            max_parked_bytes: 16 * 1024 * 1024,
             append_window: Duration::ZERO,
             append_max_batch: 1024,
             compact_after_updates: 2000,
@@ -241,7 +256,10 @@ impl Hub {
             return Err(HubError::ShuttingDown);
         }
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (out_tx, out_rx) = flume::bounded(self.inner.config.outgoing_queue);
+        let (out_tx, out_rx) = session::Outbox::new(
+            self.inner.config.outgoing_queue,
+            self.inner.config.outgoing_queue_bytes,
+        );
         let (close_tx, close_rx) = oneshot::channel();
         let conn = session::next_conn_id();
         let handle = {
@@ -404,5 +422,14 @@ impl Hub {
 impl Drop for HubInner {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+impl HubConfig {
+    pub(crate) fn content_limits(&self) -> content::ContentLimits {
+        content::ContentLimits {
+            max_decoded_bytes: self.max_document_memory_bytes,
+            max_parked_bytes: self.max_parked_bytes,
+        }
     }
 }

@@ -21,6 +21,8 @@ pub const BUS_HEALS_TOTAL: &str = "quire_bus_heals_total";
 pub const BUS_LAG_SECONDS: &str = "quire_bus_lag_seconds";
 pub const HEALED_UPDATES_TOTAL: &str = "quire_bus_heals_found_missing_total";
 pub const ORPHANS_ADOPTED_TOTAL: &str = "quire_bus_orphans_adopted_total";
+pub const STEP1_COALESCED_TOTAL: &str = "quire_sync_step1_coalesced_total";
+pub const UPDATES_PARKED_TOTAL: &str = "quire_updates_parked_total";
 
 /// Registers descriptions so `/metrics` explains each series.
 pub fn describe() {
@@ -69,6 +71,14 @@ pub fn describe() {
         "Sockets closed by the server, by reason"
     );
     describe_counter!(COMPACTIONS_TOTAL, "Compactions, by outcome");
+    describe_counter!(
+        STEP1_COALESCED_TOTAL,
+        "Sync step 1 requests answered by a state reply still queued for the session"
+    );
+    describe_counter!(
+        UPDATES_PARKED_TOTAL,
+        "Updates held back until content they depend on arrives"
+    );
     describe_counter!(
         AWARENESS_REFUSED_TOTAL,
         "Awareness entries refused (spoofed id, too large)"

@@ -3,7 +3,8 @@
 //! transport-agnostic; the WebSocket handler only pumps bytes.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -124,6 +125,124 @@ pub enum Outgoing {
     Close(CloseFrame),
 }
 
+/// A frame on its way to the client.
+pub(crate) enum OutFrame {
+    Frame(Bytes),
+    /// A reply carrying the document's state (sync step 2): at most one is
+    /// queued per session at a time, and it is not counted in the byte
+    /// limit, which would otherwise close every client that joins a large
+    /// document.
+    FullState(Bytes),
+}
+
+/// What the document and the session's transport both see of the queue
+/// between them.
+#[derive(Default)]
+struct Queued {
+    /// Bytes of [`OutFrame::Frame`]s queued and not yet taken by the transport.
+    bytes: AtomicUsize,
+    /// An [`OutFrame::FullState`] is queued.
+    full_state: AtomicBool,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The session is not reading fast enough: over its frame or byte limit.
+    Full,
+    /// The session is gone.
+    Gone,
+}
+
+/// The document's end of a session's outgoing queue, bounded in frames and
+/// in bytes.
+pub(crate) struct Outbox {
+    tx: flume::Sender<OutFrame>,
+    queued: Arc<Queued>,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// A queue of at most `frames` frames and `max_bytes` bytes (besides one
+    /// full-state reply), and the transport's end of it.
+    pub(crate) fn new(frames: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = flume::bounded(frames);
+        let queued = Arc::new(Queued::default());
+        (
+            Outbox {
+                tx,
+                queued: queued.clone(),
+                max_bytes,
+            },
+            OutboxReceiver { rx, queued },
+        )
+    }
+
+    pub(crate) fn send(&self, frame: Bytes) -> Result<(), Refused> {
+        let len = frame.len();
+        if self.queued.bytes.load(Ordering::Acquire) + len > self.max_bytes {
+            return Err(Refused::Full);
+        }
+        self.queued.bytes.fetch_add(len, Ordering::AcqRel);
+        self.tx.try_send(OutFrame::Frame(frame)).map_err(|e| {
+            self.queued.bytes.fetch_sub(len, Ordering::AcqRel);
+            match e {
+                flume::TrySendError::Full(_) => Refused::Full,
+                flume::TrySendError::Disconnected(_) => Refused::Gone,
+            }
+        })
+    }
+
+    /// Queues a full-state reply; the caller checks [`Self::full_state_queued`]
+    /// first.
+    pub(crate) fn send_full_state(&self, frame: Bytes) -> Result<(), Refused> {
+        self.queued.full_state.store(true, Ordering::Release);
+        self.tx.try_send(OutFrame::FullState(frame)).map_err(|e| {
+            self.queued.full_state.store(false, Ordering::Release);
+            match e {
+                flume::TrySendError::Full(_) => Refused::Full,
+                flume::TrySendError::Disconnected(_) => Refused::Gone,
+            }
+        })
+    }
+
+    /// A full-state reply is queued and not yet taken by the transport.
+    pub(crate) fn full_state_queued(&self) -> bool {
+        self.queued.full_state.load(Ordering::Acquire)
+    }
+}
+
+/// The transport's end of an [`Outbox`].
+pub(crate) struct OutboxReceiver {
+    rx: flume::Receiver<OutFrame>,
+    queued: Arc<Queued>,
+}
+
+impl OutboxReceiver {
+    fn taken(&self, frame: OutFrame) -> Bytes {
+        match frame {
+            OutFrame::Frame(b) => {
+                self.queued.bytes.fetch_sub(b.len(), Ordering::AcqRel);
+                b
+            }
+            OutFrame::FullState(b) => {
+                self.queued.full_state.store(false, Ordering::Release);
+                b
+            }
+        }
+    }
+
+    async fn recv(&self) -> Option<Bytes> {
+        let frame = self.rx.recv_async().await.ok()?;
+        Some(self.taken(frame))
+    }
+
+    fn try_recv(&self) -> Option<Bytes> {
+        let frame = self.rx.try_recv().ok()?;
+        Some(self.taken(frame))
+    }
+}
+
 /// Tells the document the session left when the last half is dropped.
 struct LeaveGuard {
     conn: ConnId,
@@ -157,7 +276,7 @@ pub struct SessionInbound {
 
 /// The half that yields frames for the client.
 pub struct SessionOutbound {
-    out: flume::Receiver<Bytes>,
+    out: OutboxReceiver,
     close: oneshot::Receiver<CloseFrame>,
     closed: bool,
     _guard: std::sync::Arc<LeaveGuard>,
@@ -167,7 +286,7 @@ impl Session {
     pub(crate) fn new(
         conn: ConnId,
         handle: DocHandle,
-        out: flume::Receiver<Bytes>,
+        out: OutboxReceiver,
         close: oneshot::Receiver<CloseFrame>,
     ) -> Self {
         let guard = std::sync::Arc::new(LeaveGuard {
@@ -281,9 +400,9 @@ impl SessionOutbound {
                 self.closed = true;
                 Outgoing::Close(close.unwrap_or_else(|_| CloseFrame::new(CloseCode::GoingAway, "document closed")))
             }
-            frame = self.out.recv_async() => match frame {
-                Ok(f) => Outgoing::Frame(f),
-                Err(_) => {
+            frame = self.out.recv() => match frame {
+                Some(f) => Outgoing::Frame(f),
+                None => {
                     self.closed = true;
                     Outgoing::Close(CloseFrame::new(CloseCode::GoingAway, "document closed"))
                 }
@@ -293,7 +412,7 @@ impl SessionOutbound {
 
     /// A frame already queued, without waiting (for batching socket writes).
     pub fn try_next_frame(&mut self) -> Option<Bytes> {
-        self.out.try_recv().ok()
+        self.out.try_recv()
     }
 }
 

@@ -23,6 +23,11 @@ fn main() -> anyhow::Result<()> {
             let thread_span = span.clone();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                // yrs recurses over nested values and types. Updates are
+                // bounded to 256 levels before yrs sees them (quire-hub's
+                // update_scan and item_index), which its tests show fits
+                // in 2 MiB; 8 MiB (reserved, not resident) is the margin.
+                .thread_stack_size(8 * 1024 * 1024)
                 .on_thread_start(move || std::mem::forget(thread_span.clone().entered()))
                 .build()?;
             let _entered = span.enter();

@@ -7,6 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quire_store::StoreError;
 
+/// `Retry-After` on a 503 for load: long enough for a crowd to thin out,
+/// short enough that nobody gives up.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -24,6 +28,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// 503: the node holds `--max-connections` and takes no more for now.
+    #[error("this server is busy; try again in {RETRY_AFTER_SECS} seconds")]
+    Overloaded,
+    /// 503: this client address holds `--max-connections-per-address`.
+    #[error("too many connections from your address; close some and try again")]
+    TooManyConnections,
     #[error("storage unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -39,7 +49,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::TooManyConnections | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,6 +64,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::Overloaded => "overloaded",
+            ApiError::TooManyConnections => "too_many_connections",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -91,7 +105,12 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (self.status_code(), Json(body)).into_response();
-        if let ApiError::TooManyRequests(secs) = self {
+        let retry_after = match self {
+            ApiError::TooManyRequests(secs) => Some(secs),
+            ApiError::Overloaded | ApiError::TooManyConnections => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());

@@ -324,7 +324,8 @@ pub struct ServeConfig {
     /// Seconds a client has to send a complete request head (request line
     /// and headers). The clock starts when the server begins waiting for a
     /// request, so this is also how long an idle keep-alive connection is
-    /// kept, and it is not extended by bytes trickling in.
+    /// kept, and it is not extended by bytes trickling in. It is also the
+    /// longest pause allowed inside a request body (408).
     #[arg(long, env = "QUIRE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub http_header_timeout_secs: u64,
@@ -350,6 +351,11 @@ pub struct ServeConfig {
     /// trusted proxy. Default: none, the header is ignored.
     #[arg(long, env = "QUIRE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<Cidr>,
+
+    /// Largest request body, in bytes, on every route (413). The API's
+    /// bodies are small JSON objects; documents travel over the WebSocket.
+    #[arg(long, env = "QUIRE_MAX_REQUEST_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_body_bytes: usize,
 
     /// Test-only: hash passwords with tiny Argon2 parameters. Never use it in
     /// production; it exists so test suites can create many accounts fast.
@@ -528,6 +534,7 @@ mod tests {
         assert_eq!(c.http_header_timeout_secs, 10);
         assert_eq!(c.max_connections, 20_000);
         assert_eq!(c.max_connections_per_address, 256);
+        assert_eq!(c.max_request_body_bytes, 1024 * 1024);
         assert!(c.trusted_proxies.is_empty());
         let c = serve(&["--trusted-proxies", "10.0.0.0/8,192.0.2.7,fd00::/8"]);
         assert_eq!(c.trusted_proxies.len(), 3);

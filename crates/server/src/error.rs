@@ -28,6 +28,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// 413: the request body is larger than `--max-request-body-bytes`.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 408: a request body stalled for longer than the request timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// 503: the node holds `--max-connections` and takes no more for now.
     #[error("this server is busy; try again in {RETRY_AFTER_SECS} seconds")]
     Overloaded,
@@ -49,6 +55,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded | ApiError::TooManyConnections | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -64,6 +72,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::Overloaded => "overloaded",
             ApiError::TooManyConnections => "too_many_connections",
             ApiError::Unavailable(_) => "unavailable",
@@ -84,7 +94,15 @@ impl From<StoreError> for ApiError {
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// A body cut off by the request limits (`request_limits.rs`) reaches
+    /// the handler as a rejection; it is answered as the limit it hit.
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return crate::request_limits::body_too_large();
+        }
+        if crate::request_limits::timed_out(&e) {
+            return crate::request_limits::body_timed_out();
+        }
         ApiError::BadRequest(e.body_text())
     }
 }

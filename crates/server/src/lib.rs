@@ -18,6 +18,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod request_limits;
 pub mod sharing;
 pub mod workspaces;
 pub mod ws;
@@ -167,19 +168,22 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(no_store);
-    Router::new()
-        .merge(dynamic)
-        .fallback(assets::static_or_app)
-        .layer(csrf)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .with_state(state)
+    let routes = Router::new().merge(dynamic).fallback(assets::static_or_app);
+    request_limits::apply(
+        routes,
+        state.config.max_request_body_bytes,
+        std::time::Duration::from_secs(state.config.http_header_timeout_secs.max(1)),
+    )
+    .layer(csrf)
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ))
+    .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then shuts down gracefully: stop

@@ -18,8 +18,8 @@ pub const NODE_INFO: &str = "quire_node_info";
 pub const HTTP_CONNECTIONS: &str = "quire_http_connections";
 /// Connections and requests turned away, by the `limit` they hit.
 pub const HTTP_REFUSED_TOTAL: &str = "quire_http_refused_total";
-/// Connections closed because the client was too slow, by `during`:
-/// `request_head` (incl. idle keep-alive).
+/// Connections closed and requests answered 408 because the client was too
+/// slow, by `during`: `request_head` (incl. idle keep-alive), `request_body`.
 pub const HTTP_TIMEOUTS_TOTAL: &str = "quire_http_timeouts_total";
 /// Each configured limit, by `name` (the flag's name in snake case).
 pub const LIMIT: &str = "quire_limit";
@@ -39,7 +39,7 @@ pub fn node_info(node: &crate::backends::NodeInfo) {
 /// `quire_limit{name}`: the limits this node runs with, so that dashboards
 /// can draw them beside what they bound.
 pub fn limits(config: &crate::config::ServeConfig) {
-    let limits: [(&'static str, f64); 7] = [
+    let limits: [(&'static str, f64); 8] = [
         ("max_connections", config.max_connections.into()),
         (
             "max_connections_per_address",
@@ -48,6 +48,10 @@ pub fn limits(config: &crate::config::ServeConfig) {
         (
             "http_header_timeout_secs",
             config.http_header_timeout_secs as f64,
+        ),
+        (
+            "max_request_body_bytes",
+            config.max_request_body_bytes as f64,
         ),
         ("max_frame_bytes", config.max_frame_bytes as f64),
         ("max_document_bytes", config.max_document_bytes as f64),
@@ -118,7 +122,7 @@ pub fn handle() -> PrometheusHandle {
             );
             metrics::describe_counter!(
                 HTTP_TIMEOUTS_TOTAL,
-                "Connections closed because the client was too slow (request_head, incl. idle keep-alive)"
+                "Connections closed (request_head, incl. idle keep-alive) or requests answered 408 (request_body) because the client was too slow"
             );
             metrics::describe_gauge!(
                 LIMIT,

@@ -1,7 +1,7 @@
 //! HTTP-level limits through real sockets (issue 12): request-head and
 //! keep-alive timeouts, connection caps per client address and per node
-//! with load shedding, `X-Forwarded-For` only from trusted proxies, bounded
-//! shutdown, and the limits published in `/metrics`.
+//! with load shedding, `X-Forwarded-For` only from trusted proxies, request
+//! body limits, bounded shutdown, and the limits published in `/metrics`.
 //!
 //! Most tests run the real accept loop in-process (`TestServer`, which calls
 //! `quire_server::serve`); one starts the `quire` binary to check that its
@@ -69,6 +69,12 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String, Vec<u8>) {
         assert!(n > 0, "connection closed mid-response: {data:?}");
         data.extend_from_slice(&buf[..n]);
     }
+}
+
+fn error_code(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
 }
 
 /// The server's own count of the limit's refusals (`quire_http_refused_total`).
@@ -394,6 +400,104 @@ async fn behind_a_trusted_proxy_the_cap_applies_per_forwarded_client() {
 }
 
 #[tokio::test]
+async fn oversized_bodies_get_a_json_413_on_every_route_and_change_nothing() {
+    let server = TestServer::start_with(|c| c.max_request_body_bytes = 1024).await;
+    let owner = &server.owner;
+    let big_title = "x".repeat(2000);
+
+    // A JSON route, with the length declared.
+    let resp = owner
+        .request(reqwest::Method::POST, "/api/documents")
+        .json(&json!({ "id": "too-big", "title": big_title }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        error_code(&resp.bytes().await.unwrap()),
+        "payload_too_large"
+    );
+
+    // The same, chunked: no length up front, cut off while read.
+    let body = json!({ "id": "too-big", "title": big_title }).to_string();
+    let mut raw = format!(
+        "POST /api/documents HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         Cookie: {cookie}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        addr = server.addr,
+        cookie = owner.access
+    )
+    .into_bytes();
+    for chunk in body.as_bytes().chunks(256) {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let mut stream = connect(server.addr).await;
+    stream.write_all(&raw).await.unwrap();
+    let (status, _, body) = within("chunked response", read_response(&mut stream)).await;
+    assert_eq!(status, 413);
+    assert_eq!(error_code(&body), "payload_too_large");
+
+    // A route that takes no body at all.
+    let resp = owner
+        .request(reqwest::Method::GET, "/api/documents")
+        .body(vec![b'a'; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        error_code(&resp.bytes().await.unwrap()),
+        "payload_too_large"
+    );
+
+    // Under the limit, the same route works; nothing refused was created.
+    let resp = owner
+        .request(reqwest::Method::POST, "/api/documents")
+        .json(&json!({ "id": "small", "title": "small" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let list: Value = owner
+        .request(reqwest::Method::GET, "/api/documents")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = list.to_string();
+    assert!(
+        text.contains("\"small\"") && !text.contains("too-big"),
+        "{text}"
+    );
+    assert_eq!(refused(&server, "max_request_body_bytes"), 3);
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_is_answered_408_after_the_timeout() {
+    let server = TestServer::start_with(|c| c.http_header_timeout_secs = 1).await;
+    let mut stream = connect(server.addr).await;
+    let head = format!(
+        "POST /api/documents HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         Cookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n\
+         {{\"title\":",
+        addr = server.addr,
+        cookie = server.owner.access
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (status, _, body) =
+        within("an answer to the stalled body", read_response(&mut stream)).await;
+    assert_eq!(status, 408, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(error_code(&body), "request_timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn shutdown_does_not_wait_for_a_stalled_request() {
     let server = TestServer::start_with(|c| c.http_header_timeout_secs = 60).await;
     no_connections_open(&server).await;
@@ -443,6 +547,7 @@ async fn the_binary_publishes_its_limits_and_enforces_them() {
         .arg(dir.path())
         .args(store_args(dir.path()))
         .env("QUIRE_HTTP_HEADER_TIMEOUT_SECS", "60")
+        .env("QUIRE_MAX_REQUEST_BODY_BYTES", "4096")
         .env("QUIRE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -477,6 +582,7 @@ async fn the_binary_publishes_its_limits_and_enforces_them() {
                 "quire_limit{name=\"max_connections\"} 1234",
                 "quire_limit{name=\"max_connections_per_address\"} 3",
                 "quire_limit{name=\"http_header_timeout_secs\"} 60",
+                "quire_limit{name=\"max_request_body_bytes\"} 4096",
             ] {
                 assert!(
                     metrics.contains(expected),

@@ -144,9 +144,11 @@ start_server() {
         quire)
             [ -n "$data" ] || data=$(mktemp -d "$OUT/quire-data.XXXXXX")
             # --ws-connect-burst: the per-user connect limit (60, then 4/s)
-            # would throttle the connect phase of every scenario.
+            # would throttle the connect phase of every scenario; and every
+            # generated client comes from 127.0.0.1, one address, which
+            # --max-connections-per-address (256) would cap.
             taskset -c 0 "$QUIRE" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-                --ws-connect-burst 20000 >>"$slog" 2>&1 &
+                --ws-connect-burst 20000 --max-connections-per-address 20000 >>"$slog" 2>&1 &
             SURL="ws://127.0.0.1:$port/ws"
             SFLAGS=(--account "$ACCOUNT")
             ready_path=/readyz

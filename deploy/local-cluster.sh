@@ -53,6 +53,7 @@ for i in $(seq 1 "$NODES"); do
   port=$((BASE_PORT + i - 1))
   QUIRE_LOG="${QUIRE_LOG:-info}" "$QUIRE_BIN" serve \
     --listen "127.0.0.1:$port" --node-id "node$i" --data-dir "$run/node$i" \
+    --trusted-proxies 127.0.0.1 \
     >"$run/node$i.out" 2>"$run/node$i.log" &
   pids+=($!)
   upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'

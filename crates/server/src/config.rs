@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use quire_hub::HubConfig;
 
+use crate::client_addr::Cidr;
+
 /// Quire: a self-hosted real-time collaborative document editor.
 #[derive(Debug, Parser)]
 #[command(name = "quire", version, about, long_about = None)]
@@ -319,6 +321,42 @@ pub struct ServeConfig {
     #[arg(long, env = "QUIRE_WS_CONNECT_PERIOD_MS", default_value_t = 250)]
     pub ws_connect_period_ms: u64,
 
+    /// Seconds a client has to send a complete request head (request line
+    /// and headers). The clock starts when the server begins waiting for a
+    /// request, so this is also how long an idle keep-alive connection is
+    /// kept, and it is not extended by bytes trickling in. It is also the
+    /// longest pause allowed inside a request body (408).
+    #[arg(long, env = "QUIRE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout_secs: u64,
+
+    /// Connections this node serves at once (WebSockets included). Past it,
+    /// new requests and upgrades are answered 503 with `Retry-After`; those
+    /// already connected are not affected. Keep the open-files limit
+    /// (`ulimit -n`) above this plus 1,100.
+    #[arg(long, env = "QUIRE_MAX_CONNECTIONS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Connections one client address may hold at once. Past it, a new
+    /// connection is closed at once. Behind --trusted-proxies, counted per
+    /// forwarded client (requests in flight and open WebSockets).
+    #[arg(long, env = "QUIRE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated
+    /// addresses or blocks, e.g. `10.0.0.0/8,192.0.2.7`). Their clients'
+    /// address is the right-most `X-Forwarded-For` entry that is not a
+    /// trusted proxy. Default: none, the header is ignored.
+    #[arg(long, env = "QUIRE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Largest request body, in bytes, on every route (413). The API's
+    /// bodies are small JSON objects; documents travel over the WebSocket.
+    #[arg(long, env = "QUIRE_MAX_REQUEST_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+
     /// Test-only: hash passwords with tiny Argon2 parameters. Never use it in
     /// production; it exists so test suites can create many accounts fast.
     #[arg(long, env = "QUIRE_INSECURE_FAST_PASSWORD_HASHING", hide = true)]
@@ -488,5 +526,27 @@ mod tests {
             Err(ConfigError::SchemaWithoutPostgres)
         );
         assert!(Cli::try_parse_from(["quire", "serve", "--node-id", "a b"]).is_err());
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_parse() {
+        let c = serve(&[]);
+        assert_eq!(c.http_header_timeout_secs, 10);
+        assert_eq!(c.max_connections, 20_000);
+        assert_eq!(c.max_connections_per_address, 256);
+        assert_eq!(c.max_request_body_bytes, 1024 * 1024);
+        assert!(c.trusted_proxies.is_empty());
+        let c = serve(&["--trusted-proxies", "10.0.0.0/8,192.0.2.7,fd00::/8"]);
+        assert_eq!(c.trusted_proxies.len(), 3);
+        for bad in [
+            &["--trusted-proxies", "10.0.0.0/40"][..],
+            &["--trusted-proxies", "proxy.internal"],
+            &["--max-connections-per-address", "0"],
+            &["--http-header-timeout-secs", "0"],
+        ] {
+            let mut argv = vec!["quire", "serve"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -7,6 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use quire_store::StoreError;
 
+/// `Retry-After` on a 503 for load: long enough for a crowd to thin out,
+/// short enough that nobody gives up.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -24,6 +28,18 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// 413: the request body is larger than `--max-request-body-bytes`.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 408: a request body stalled for longer than the request timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// 503: the node holds `--max-connections` and takes no more for now.
+    #[error("this server is busy; try again in {RETRY_AFTER_SECS} seconds")]
+    Overloaded,
+    /// 503: this client address holds `--max-connections-per-address`.
+    #[error("too many connections from your address; close some and try again")]
+    TooManyConnections,
     #[error("storage unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -39,7 +55,11 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded | ApiError::TooManyConnections | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,6 +72,10 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::Overloaded => "overloaded",
+            ApiError::TooManyConnections => "too_many_connections",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -70,7 +94,15 @@ impl From<StoreError> for ApiError {
 }
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// A body cut off by the request limits (`request_limits.rs`) reaches
+    /// the handler as a rejection; it is answered as the limit it hit.
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return crate::request_limits::body_too_large();
+        }
+        if crate::request_limits::timed_out(&e) {
+            return crate::request_limits::body_timed_out();
+        }
         ApiError::BadRequest(e.body_text())
     }
 }
@@ -91,7 +123,12 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (self.status_code(), Json(body)).into_response();
-        if let ApiError::TooManyRequests(secs) = self {
+        let retry_after = match self {
+            ApiError::TooManyRequests(secs) => Some(secs),
+            ApiError::Overloaded | ApiError::TooManyConnections => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());

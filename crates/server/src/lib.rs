@@ -9,18 +9,21 @@ pub mod assets;
 pub mod auth;
 pub mod auth_api;
 pub mod backends;
+pub mod client_addr;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod request_limits;
 pub mod sharing;
 pub mod workspaces;
 pub mod ws;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -39,6 +42,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::AuthConfig;
 use crate::backends::NodeInfo;
+use crate::client_addr::ClientKeyExtractor;
+use crate::connections::{ConnectionLimits, Connections, SHED_BUDGET};
 use crate::limits::{KeyedBucket, LoginAttempts};
 
 pub use config::{Cli, Command, ServeConfig};
@@ -52,6 +57,8 @@ pub struct AppState {
     pub auth_config: Arc<AuthConfig>,
     pub login_attempts: Arc<LoginAttempts>,
     pub ws_connects: Arc<KeyedBucket>,
+    /// Open connections, in all and per client address (`listener.rs`).
+    pub connections: Arc<Connections>,
     pub metrics: PrometheusHandle,
     pub node: Arc<NodeInfo>,
 }
@@ -92,6 +99,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let metrics = metrics::handle();
         metrics::node_info(&node);
+        metrics::limits(&config);
         let auth_config = AuthConfig::from_serve(&config)?;
         let mut hub_config = config.hub_config();
         hub_config.sole_writer = node.sole_writer;
@@ -107,6 +115,11 @@ impl AppState {
                 config.ws_connect_burst,
                 std::time::Duration::from_millis(config.ws_connect_period_ms),
             )),
+            connections: Connections::new(ConnectionLimits {
+                max_connections: config.max_connections as usize,
+                max_per_address: config.max_connections_per_address as usize,
+                shed_budget: SHED_BUDGET,
+            }),
             auth_config: Arc::new(auth_config),
             config: Arc::new(config),
             metrics,
@@ -120,10 +133,12 @@ pub fn app(state: AppState) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    // Sign-in and sign-up, limited per client address (the peer address:
-    // X-Forwarded-For can be forged, so it is not trusted). Failed sign-ins
-    // are also counted per account, in `auth_api::login`.
+    // Sign-in and sign-up, limited per client address: the peer's, or behind
+    // a trusted proxy the client it forwards (`client_addr.rs`; elsewhere
+    // X-Forwarded-For can be forged, so it is ignored). Failed sign-ins are
+    // also counted per account, in `auth_api::login`.
     let per_address = GovernorConfigBuilder::default()
+        .key_extractor(ClientKeyExtractor)
         .period(std::time::Duration::from_millis(
             state.config.auth_period_ms.max(1),
         ))
@@ -153,24 +168,28 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(no_store);
-    Router::new()
-        .merge(dynamic)
-        .fallback(assets::static_or_app)
-        .layer(csrf)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .with_state(state)
+    let routes = Router::new().merge(dynamic).fallback(assets::static_or_app);
+    request_limits::apply(
+        routes,
+        state.config.max_request_body_bytes,
+        std::time::Duration::from_secs(state.config.http_header_timeout_secs.max(1)),
+    )
+    .layer(csrf)
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ))
+    .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then shuts down gracefully: stop
 /// accepting, close every socket with "going away", commit every pending
-/// append.
+/// append, and give requests in flight a bounded time to finish
+/// (`listener::DRAIN_TIMEOUT`).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -186,25 +205,16 @@ pub async fn serve(
         .map_err(std::io::Error::other)?;
     let control = tokio::spawn(control::run(state.clone(), control_events));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
-    let router = app(state);
-    // Small frames (an ack, then another user's keystroke) must not wait for
-    // Nagle's algorithm: with it, p99 fan-out latency was ~40 ms
-    // (docs/benchmarks.md). The pump already batches frames per flush.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: closing sockets and flushing pending writes");
-        hub.shutdown().await;
-    })
-    .await?;
+    let acceptor = listener::Acceptor::new(
+        app(state.clone()),
+        state.connections.clone(),
+        listener::Settings::from_config(&state.config),
+    );
+    drop(state);
+    let draining = acceptor.run(listener, shutdown).await;
+    tracing::info!("shutting down: closing sockets and flushing pending writes");
+    hub.shutdown().await;
+    draining.finish().await;
     // Awaited, not only aborted: the task holds a clone of the state, and with
     // it the data folder's lock, until it is dropped. A server started again
     // in this process right after `serve` returns must find the lock free.

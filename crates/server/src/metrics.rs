@@ -13,6 +13,16 @@ pub const AUTH_EVENTS_TOTAL: &str = "quire_auth_events_total";
 /// WebSocket upgrades refused before the upgrade, by HTTP status.
 pub const WS_REFUSED_TOTAL: &str = "quire_ws_refused_total";
 pub const NODE_INFO: &str = "quire_node_info";
+/// Open HTTP connections (WebSockets included), by `state`: `served`, or
+/// `shed` (being answered 503 because the node is full).
+pub const HTTP_CONNECTIONS: &str = "quire_http_connections";
+/// Connections and requests turned away, by the `limit` they hit.
+pub const HTTP_REFUSED_TOTAL: &str = "quire_http_refused_total";
+/// Connections closed and requests answered 408 because the client was too
+/// slow, by `during`: `request_head` (incl. idle keep-alive), `request_body`.
+pub const HTTP_TIMEOUTS_TOTAL: &str = "quire_http_timeouts_total";
+/// Each configured limit, by `name` (the flag's name in snake case).
+pub const LIMIT: &str = "quire_limit";
 pub const STORE_QUERIES_TOTAL: &str = "quire_store_queries_total";
 /// Other nodes' access changes received, by result (applied, malformed).
 pub const CONTROL_MESSAGES_TOTAL: &str = "quire_control_messages_total";
@@ -24,6 +34,33 @@ pub const CONTROL_RECHECKS_TOTAL: &str = "quire_control_rechecks_total";
 /// label on every series).
 pub fn node_info(node: &crate::backends::NodeInfo) {
     metrics::gauge!(NODE_INFO, "node" => node.id.to_string(), "store" => node.store, "bus" => node.bus).set(1.0);
+}
+
+/// `quire_limit{name}`: the limits this node runs with, so that dashboards
+/// can draw them beside what they bound.
+pub fn limits(config: &crate::config::ServeConfig) {
+    let limits: [(&'static str, f64); 8] = [
+        ("max_connections", config.max_connections.into()),
+        (
+            "max_connections_per_address",
+            config.max_connections_per_address.into(),
+        ),
+        (
+            "http_header_timeout_secs",
+            config.http_header_timeout_secs as f64,
+        ),
+        (
+            "max_request_body_bytes",
+            config.max_request_body_bytes as f64,
+        ),
+        ("max_frame_bytes", config.max_frame_bytes as f64),
+        ("max_document_bytes", config.max_document_bytes as f64),
+        ("outgoing_queue", config.outgoing_queue as f64),
+        ("max_awareness_bytes", config.max_awareness_bytes as f64),
+    ];
+    for (name, value) in limits {
+        metrics::gauge!(LIMIT, "name" => name).set(value);
+    }
 }
 
 /// The recorder is process-global; tests that build several apps share it.
@@ -74,6 +111,22 @@ pub fn handle() -> PrometheusHandle {
             metrics::describe_counter!(
                 CONTROL_RECHECKS_TOTAL,
                 "Times every live session was re-checked against the store because access changes may have been missed"
+            );
+            metrics::describe_gauge!(
+                HTTP_CONNECTIONS,
+                "Open HTTP connections, WebSockets included, by state (served, or shed: answered 503)"
+            );
+            metrics::describe_counter!(
+                HTTP_REFUSED_TOTAL,
+                "HTTP connections and requests turned away, by the limit they hit"
+            );
+            metrics::describe_counter!(
+                HTTP_TIMEOUTS_TOTAL,
+                "Connections closed (request_head, incl. idle keep-alive) or requests answered 408 (request_body) because the client was too slow"
+            );
+            metrics::describe_gauge!(
+                LIMIT,
+                "Configured limits, by name (the flag's name in snake case)"
             );
             metrics::describe_counter!(
                 BYTES_IN_TOTAL,

@@ -11,6 +11,7 @@ pub mod client;
 pub mod coldload;
 pub mod connections;
 pub mod fanout;
+pub mod histogram;
 pub mod hot_document;
 pub mod null_server;
 pub mod saturate;

@@ -15,5 +15,6 @@ pub mod histogram;
 pub mod hot_document;
 pub mod null_server;
 pub mod saturate;
+pub mod soak;
 pub mod stats;
 pub mod trace;

@@ -7,6 +7,7 @@
 # bench/report.mjs at the end. See "Peer runner" in docs/benchmarks.md.
 #
 #   bench/peers.sh [--quick] [--out DIR] [--servers LIST] [--cases LIST]
+#                  [--soak-secs S] [--soak-interval-secs I]
 #                  [--no-build] [--no-install]
 #
 #   --quick         tiny durations and counts: checks the pipeline end to end
@@ -15,7 +16,11 @@
 #   --cases LIST    comma-separated subset of the cases: fanout, saturate,
 #                   hot-document, connections-spread, connections-one,
 #                   connections-10k (Quire only), trace, coldload (Quire
-#                   only), burst; all by default, run in this order
+#                   only), burst, soak (Quire and y-websocket only); all by
+#                   default, run in this order
+#   --soak-secs S   length of the soak (default 300; quick mode 6)
+#   --soak-interval-secs I
+#                   its reporting interval (default 60; quick mode 2)
 #   --no-build      use target/release as it is
 #   --no-install    use the peers already installed in $PEERS_DIR
 #
@@ -37,7 +42,7 @@ YJS_VERSION=${QUIRE_YJS_VERSION:-^13.6.8}
 ACCOUNT=${QUIRE_BENCH_ACCOUNT:-bench@example.test:bench-password}
 TRACE="$ROOT/../shared/traces/automerge-paper.json.gz"
 ALL_SERVERS="quire y-websocket hocuspocus null"
-ALL_CASES="fanout saturate hot-document connections-spread connections-one connections-10k trace coldload burst"
+ALL_CASES="fanout saturate hot-document connections-spread connections-one connections-10k trace coldload burst soak"
 
 QUICK=0
 OUT=""
@@ -45,12 +50,16 @@ SERVERS=$ALL_SERVERS
 CASES=$ALL_CASES
 BUILD=1
 INSTALL=1
+SOAK_SECS=""
+SOAK_INTERVAL=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --out) OUT=$2; shift ;;
         --servers) SERVERS=${2//,/ }; shift ;;
         --cases) CASES=${2//,/ }; shift ;;
+        --soak-secs) SOAK_SECS=$2; shift ;;
+        --soak-interval-secs) SOAK_INTERVAL=$2; shift ;;
         --no-build) BUILD=0 ;;
         --no-install) INSTALL=0 ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
@@ -134,10 +143,12 @@ wait_ready() {
     return 1
 }
 
-# start_server NAME TAG [DATA_DIR]: starts NAME on core 0 on a free port; sets
-# SPID, SURL (the --url for the generator) and SFLAGS (its other flags).
+# start_server NAME TAG [DATA_DIR [FLAG...]]: starts NAME on core 0 on a free
+# port, Quire with the extra FLAGs; sets SPID, SURL (the --url for the
+# generator) and SFLAGS (its other flags).
 start_server() {
     local name=$1 tag=$2 data=${3:-} port ready_path=""
+    local extra=("${@:4}")
     port=$(free_port)
     local slog="$OUT/logs/$tag.server.log"
     case "$name" in
@@ -148,7 +159,8 @@ start_server() {
             # generated client comes from 127.0.0.1, one address, which
             # --max-connections-per-address (256) would cap.
             taskset -c 0 "$QUIRE" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-                --ws-connect-burst 20000 --max-connections-per-address 20000 >>"$slog" 2>&1 &
+                --ws-connect-burst 20000 --max-connections-per-address 20000 \
+                "${extra[@]+"${extra[@]}"}" >>"$slog" 2>&1 &
             SURL="ws://127.0.0.1:$port/ws"
             SFLAGS=(--account "$ACCOUNT")
             ready_path=/readyz
@@ -352,6 +364,11 @@ if [ $QUICK = 1 ]; then
     ' "$TRACE" "$COLD_TRACE" 1500
     COLD_POPULATE=(--trace "$COLD_TRACE" --history-docs 10 --history-updates 50)
     COLD_MEASURE=(--expect-trace "$COLD_TRACE" --runs 3)
+    SOAK=(--docs 2 --clients 4 --writers 2 --rate 20 --duration "${SOAK_SECS:-6}"
+        --interval-secs "${SOAK_INTERVAL:-2}" --drain 5)
+    # So that a few seconds of typing compact too (the default is every
+    # 2,000 updates of a document).
+    SOAK_QUIRE=(--compact-after-updates 50)
 else
     CASE_TIMEOUT=2400
     FANOUT=(--docs 10 --clients 10 --writers 2 --rate 20 --duration 20)
@@ -365,6 +382,12 @@ else
     COLD_TRACE="$TRACE"
     COLD_POPULATE=(--trace "$COLD_TRACE")
     COLD_MEASURE=(--expect-trace "$COLD_TRACE")
+    # 50 documents × 2 writers × 20 keys/s × 9 receivers = 18,000
+    # deliveries/s (issue 12). Quire on its defaults: it compacts a
+    # document's log every 2,000 updates, i.e. every 50 s here.
+    SOAK=(--docs 50 --clients 10 --writers 2 --rate 20 --duration "${SOAK_SECS:-300}"
+        --interval-secs "${SOAK_INTERVAL:-60}")
+    SOAK_QUIRE=()
 fi
 
 # Flags for servers without durable acks / without state a fresh client can
@@ -375,7 +398,7 @@ no_server_check() { case $1 in hocuspocus|null) echo --skip-server-check ;; esac
 
 # run_case CASE SERVER: one scenario against a fresh server.
 run_case() {
-    local kase=$1 server=$2 tag="$1-$2" scenario args=()
+    local kase=$1 server=$2 tag="$1-$2" scenario args=() server_flags=()
     case "$kase" in
         fanout) scenario=fanout; args=("${FANOUT[@]}" $(no_acks "$server") $(no_server_check "$server")) ;;
         saturate) scenario=saturate; args=("${SATURATE[@]}" $(no_acks "$server") $(no_server_check "$server")) ;;
@@ -408,6 +431,15 @@ run_case() {
             [ "$server" != null ] || { na "$server" "$kase" "a relay keeps no state: an observer it closes cannot resync (fails by design)"; return; }
             args=("${BURST[@]}" $(no_acks "$server"))
             ;;
+        soak)
+            scenario=soak
+            case $server in
+                quire) server_flags=("${SOAK_QUIRE[@]+"${SOAK_QUIRE[@]}"}") ;;
+                y-websocket) ;;
+                *) na "$server" "$kase" "issue 12 compares the soak with y-websocket only"; return ;;
+            esac
+            args=("${SOAK[@]}" $(no_acks "$server"))
+            ;;
     esac
     if ! has_scenario "$scenario"; then
         na "$server" "$kase" "quire-bench has no '$scenario' scenario in this build"
@@ -418,10 +450,32 @@ run_case() {
         run_coldload "$tag"
         return
     fi
-    start_server "$server" "$tag"
+    start_server "$server" "$tag" "" "${server_flags[@]+"${server_flags[@]}"}"
     run_bench "$server" "$kase" "$tag" "$scenario" --url "$SURL" "${SFLAGS[@]}" \
         --server-pid "$SPID" "${args[@]}"
     stop_server "$SPID"
+    if [ "$kase" = soak ] && [ "$server" = quire ]; then
+        soak_compactions "$OUT/raw/$tag.json"
+    fi
+}
+
+# soak_compactions RAW_JSON: the soak is meant to run with compaction on;
+# says how many compactions Quire counted (quire_compactions_total), and
+# warns when there were none.
+soak_compactions() {
+    local n
+    n=$(node -e '
+        const fs = require("fs");
+        const lines = fs.readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l.startsWith("{"));
+        let c = null;
+        try { c = JSON.parse(lines[lines.length - 1]).compactions; } catch {}
+        process.stdout.write(String(c ?? "unknown"));
+    ' "$1")
+    case $n in
+        unknown) log "  warning: the soak did not report Quire's compactions (is /metrics readable?)" ;;
+        0) log "  warning: Quire counted no compaction during the soak" ;;
+        *) log "  quire / soak: $n compactions during the run" ;;
+    esac
 }
 
 # coldload: populate, restart Quire on the same data folder, measure.

@@ -23,6 +23,7 @@ const pick = (...vals) => vals.find((v) => v !== undefined && v !== null)
 const mib = (kib) => (kib == null ? undefined : kib / 1024)
 const coldDoc = (r, label) =>
   pick(r?.synced_ms?.[label], r?.docs?.find((d) => d.label === label)?.cold_ms)
+const mibList = (kibs) => (kibs?.length ? kibs.map((k) => (k == null ? '—' : fmt(k / 1024))).join(' · ') : undefined)
 
 const FIGURES = {
   fanout: {
@@ -110,6 +111,30 @@ const FIGURES = {
       { id: 'final', label: 'automerge-paper final state (ms)', get: (r) => coldDoc(r, 'final') },
       { id: 'history', label: 'automerge-paper as its full history (ms)', get: (r) => coldDoc(r, 'history') },
       { id: 'exact', label: 'text == endContent', get: (r) => (r.docs ? r.docs.every((d) => d.text_ok) : undefined) },
+    ],
+  },
+  soak: {
+    title: 'soak (the fan-out held for minutes; latency from each keystroke’s scheduled send; per interval below)',
+    rows: [
+      { id: 'delivered', label: 'delivered updates/s', get: (r) => r.delivered_per_sec, better: 'higher' },
+      { id: 'shape', label: 'run', get: (r) => `${r.duration_s} s, ${r.intervals?.length} intervals, offered ${fmt(r.offered_deliveries_per_sec)}/s` },
+      { id: 'p50', label: 'latency p50 (ms)', get: (r) => r.latency_from_schedule?.p50_ms, better: 'lower' },
+      { id: 'p99', label: 'latency p99 (ms)', get: (r) => r.latency_from_schedule?.p99_ms, better: 'lower' },
+      { id: 'p999', label: 'latency p99.9 (ms)', get: (r) => r.latency_from_schedule?.p999_ms, better: 'lower' },
+      { id: 'p999_worst', label: 'worst interval’s p99.9 (ms)', get: (r) => r.verdict?.p999_ms_worst_interval, better: 'lower' },
+      { id: 'max', label: 'latency max (ms)', get: (r) => r.latency_from_schedule?.max_ms, better: 'lower' },
+      { id: 'send_p99', label: 'latency p99 from the actual send (ms)', get: (r) => r.latency?.p99_ms },
+      { id: 'ack_p99', label: 'durable-ack p99 (ms)', get: (r) => r.ack_latency?.p99_ms },
+      { id: 'send_lag', label: 'generator send lag p99 (ms)', get: (r) => r.send_lag?.p99_ms },
+      { id: 'lost', label: 'lost / duplicated', get: (r) => `${r.lost} / ${r.duplicates}` },
+      { id: 'converged', label: 'converged', get: (r) => r.converged },
+      { id: 'rss_each', label: 'server RSS at each interval’s end (MiB)', get: (r) => mibList(r.intervals?.map((i) => i.server_rss_kib)) },
+      { id: 'rss_flat', label: 'server RSS flat over the last three intervals', get: (r) => r.verdict?.rss_flat },
+      { id: 'rss_spread', label: '  spread of those readings (MiB)', get: (r) => r.verdict?.rss_spread_mib, better: 'lower' },
+      { id: 'compactions', label: 'compactions during the run', get: (r) => r.compactions },
+      { id: 'cpu', label: 'server CPU (% of its core)', get: (r) => r.usage?.server?.cpu_percent, better: 'lower' },
+      { id: 'gen_rss', label: 'generator RSS at each interval’s end (MiB)', get: (r) => mibList(r.intervals?.map((i) => i.generator_rss_kib)) },
+      { id: 'stall', label: 'machine CPU stall (% of the run; other load)', get: (r) => r.usage?.machine_cpu_stall_percent },
     ],
   },
   burst: {
@@ -247,6 +272,23 @@ for (const kase of present) {
   out.push('')
 }
 
+// The soak, interval by interval, one table per server.
+for (const server of SERVERS) {
+  const r = get('soak', server)?.result
+  if (!r?.intervals?.length) continue
+  out.push(`**soak per interval: ${NAMES[server]}** (latency from the scheduled send; RSS at the interval’s end, CPU over it)`)
+  out.push('')
+  out.push('| interval | end (s) | delivered/s | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | send lag p99 (ms) | lost | server RSS (MiB) | server CPU (%) | compactions |')
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const i of r.intervals) {
+    const l = i.latency_from_schedule ?? {}
+    const cells = [i.index, i.end_s, i.delivered_per_sec, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, i.send_lag?.p99_ms, i.lost,
+      mib(i.server_rss_kib), i.server_cpu_percent, i.compactions]
+    out.push(`| ${cells.map(fmt).join(' | ')} |`)
+  }
+  out.push('')
+}
+
 // ---------------------------------------------------------------------------
 // Issue 6's targets. Each returns { quire, reference, verdict } as text.
 
@@ -350,6 +392,37 @@ if (run?.quick) {
   out.push('Quick mode: the loads are tiny, so these verdicts only show that the pipeline works.')
 }
 out.push('')
+
+// Issue 12's soak: 5 minutes at 18,000 deliveries/s with compaction on;
+// every interval's p99.9 within 2× of y-websocket's same interval, and RSS
+// flat over the last three.
+{
+  const q = get('soak', 'quire')?.result
+  const y = get('soak', 'y-websocket')?.result
+  if (q || y) {
+    const p999 = (r) => r?.verdict?.p999_ms_per_interval ?? []
+    const ratios = p999(q).map((v, i) => (p999(y)[i] ? v / p999(y)[i] : undefined))
+    const worst = ratios.every((x) => x !== undefined) && ratios.length ? Math.max(...ratios) : undefined
+    const fullSize = q && q.duration_s >= 300 && q.offered_deliveries_per_sec >= 18000
+    const sameShape = q && y && q.intervals?.length === y.intervals?.length
+    let met
+    if (q && y && fullSize && sameShape && worst !== undefined) {
+      met = worst <= 2 && q.verdict?.rss_flat === true && q.compactions > 0 && okRun('soak', 'quire')
+    }
+    out.push('**Issue 12’s soak**')
+    out.push('')
+    out.push('| target | Quire | y-websocket | worst ratio | |')
+    out.push('|---|---:|---:|---:|---|')
+    const desc = (r) =>
+      r ? `p99.9 per interval ${p999(r).map(fmt).join(' · ')} ms; RSS flat: ${fmt(r.verdict?.rss_flat)}` : '—'
+    out.push(
+      `| 5 min at 18,000 deliveries/s, compaction on: every interval’s p99.9 ≤ 2 × y-websocket’s, RSS flat over the last three intervals | ` +
+        `${desc(q)}${q ? `; ${fmt(q.compactions)} compactions` : ''}${q && !fullSize ? ` (a ${q.duration_s}-s run at ${fmt(q.offered_deliveries_per_sec)}/s: not the target’s size)` : ''} | ` +
+        `${desc(y)} | ${worst === undefined ? '—' : `${fmt(worst)}×`} | ${met === undefined ? 'no data' : met ? '**met**' : '**missed**'} |`,
+    )
+    out.push('')
+  }
+}
 
 if (notes.length) {
   notes.forEach((n, i) => out.push(`[^${i + 1}]: ${n.replaceAll('|', '\\|')}`))

@@ -8,25 +8,23 @@
 //! socket that fell behind shows instead of hiding in the figure. (Tokio's
 //! timer has 1 ms granularity, so a lag up to ~1 ms is the timer, not load.) A received update is attributed by its
 //! `(client, clock)`: each writer has its own client id and inserts one
-//! character per update, so the clock is the keystroke's index.
+//! character per update, so the clock is the keystroke's index. The clients
+//! and the schedule are the [`engine`]'s; this module keeps every sample of a
+//! run and reports exact percentiles over them.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use futures_util::SinkExt;
-use quire_protocol::{Message, SyncMessage, encode_update};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use yrs::ClientID;
 
-use crate::client::{self, Closed, Replica, Target, TargetArgs};
-use crate::stats::{self, Epoch, Latency, PhaseMeter, PhaseUsage};
-use crate::trace::run_tag;
+use crate::client::{Target, TargetArgs};
+use crate::stats::{self, Latency, PhaseMeter, PhaseUsage};
+
+mod client_task;
+pub mod engine;
+
+use engine::{Delivery, Finished, Role, Run, Samples, keystrokes_per_writer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
@@ -60,67 +58,6 @@ pub struct FanoutArgs {
     /// Server process to sample for RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
-}
-
-/// The node (index into `--url`) of client `c` of document `d`: all clients
-/// round-robin, so one document's clients, writers included, are spread.
-fn node_of(args: &FanoutArgs, d: usize, c: usize, nodes: usize) -> usize {
-    (d * args.clients + c) % nodes.max(1)
-}
-
-/// One writer's keystrokes: scheduled send time per clock, on the run epoch.
-struct WriterLog {
-    doc: usize,
-    /// Which `--url` the writer is connected to.
-    node: usize,
-    /// Send time + 1 ns (0 = not sent), indexed by clock.
-    sends: Vec<AtomicU64>,
-    /// When each keystroke was due by the schedule, indexed by clock (set
-    /// with its send time): latency from here counts the generator's own lag
-    /// too, so a starved generator cannot hide a slow server (coordinated
-    /// omission).
-    due: Vec<AtomicU64>,
-}
-
-struct Shared {
-    epoch: Epoch,
-    writers: Vec<WriterLog>,
-    by_client: HashMap<u64, usize>,
-    delivered: AtomicU64,
-    sent: AtomicU64,
-    writers_done: AtomicUsize,
-    last_delivery: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
-    Connecting,
-    Run { start: u64 },
-    Stop,
-}
-
-#[derive(Default)]
-struct ClientResult {
-    doc: usize,
-    writer: bool,
-    /// Whether `text` is a replica's (else only deliveries were counted).
-    replica: bool,
-    /// Keystrokes this client sent.
-    own_sent: u64,
-    /// Latencies of updates whose writer is on another node (only with
-    /// several `--url`s); also counted in `latencies`.
-    cross_node: Vec<u64>,
-    text: String,
-    latencies: Vec<u64>,
-    /// Receipt minus the keystroke's scheduled send time.
-    from_schedule: Vec<u64>,
-    ack_latencies: Vec<u64>,
-    send_lag: Vec<u64>,
-    delivered: u64,
-    duplicates: u64,
-    reordered: u64,
-    unattributed: u64,
-    closed: Option<Closed>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,9 +138,6 @@ pub async fn run_as(args: FanoutArgs, opts: Options) -> anyhow::Result<bool> {
     Ok(o.ok)
 }
 
-/// Distinguishes the documents of several runs in one process.
-static RUNS: AtomicUsize = AtomicUsize::new(0);
-
 /// One fan-out run against `target` (signed in once by the caller, so a
 /// scenario made of several runs does not sign in for each); prints nothing.
 pub async fn measure(
@@ -211,201 +145,56 @@ pub async fn measure(
     target: Arc<Target>,
     opts: &Options,
 ) -> anyhow::Result<Outcome> {
-    if args.writers > args.clients || args.docs == 0 || args.clients < 2 || args.rate <= 0.0 {
-        bail!("need docs ≥ 1, clients ≥ 2, writers ≤ clients and rate > 0");
-    }
-    let tag = format!(
-        "{}-{}-{}",
-        opts.scenario,
-        run_tag(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    );
-    let per_writer = keystrokes_per_writer(args);
-    let nodes = args.target.url.len();
-    let mut writers = Vec::new();
-    let mut by_client = HashMap::new();
-    let mut ids = Vec::new();
-    for d in 0..args.docs {
-        for c in 0..args.writers {
-            let id = ClientID::random();
-            by_client.insert(id.get(), writers.len());
-            ids.push(id);
-            writers.push(WriterLog {
-                doc: d,
-                node: node_of(args, d, c, nodes),
-                sends: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
-                due: (0..per_writer).map(|_| AtomicU64::new(0)).collect(),
-            });
-        }
-    }
-    let shared = Arc::new(Shared {
-        epoch: Epoch::now(),
-        writers,
-        by_client,
-        delivered: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
-        writers_done: AtomicUsize::new(0),
-        last_delivery: AtomicU64::new(0),
-    });
-    for d in 0..args.docs {
-        target.prepare(&doc_name(&tag, d)).await?;
-    }
-    let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(64);
-    let mut tasks = Vec::new();
-    for d in 0..args.docs {
-        for c in 0..args.clients {
-            let writer = (c < args.writers).then(|| d * args.writers + c);
-            let client_id = writer.map_or_else(ClientID::random, |w| ids[w]);
-            tasks.push(tokio::spawn(client_task(
-                shared.clone(),
-                args.clone(),
-                target.clone(),
-                doc_name(&tag, d),
-                d,
-                node_of(args, d, c, nodes),
-                opts.replicas,
-                writer,
-                client_id,
-                ready_tx.clone(),
-                phase_rx.clone(),
-            )));
-        }
-    }
-    drop(ready_tx);
-    let n_clients = args.docs * args.clients;
-    let connect_started = Instant::now();
-    for _ in 0..n_clients {
-        match tokio::time::timeout(Duration::from_secs(150), ready_rx.recv()).await {
-            Ok(Some(Ok(()))) => {}
-            Ok(Some(Err(e))) => {
-                phase_tx.send_replace(Phase::Stop);
-                return Err(e.context("a client failed to connect"));
-            }
-            Ok(None) | Err(_) => {
-                phase_tx.send_replace(Phase::Stop);
-                bail!("clients did not all connect within 150 s");
-            }
-        }
-    }
-    let connect_s = connect_started.elapsed().as_secs_f64();
-
+    let mut run = Run::connect(
+        args,
+        target.clone(),
+        opts,
+        keystrokes_per_writer(args),
+        EverySample::new,
+    )
+    .await?;
+    let connect_s = run.connect_s;
     let meter = PhaseMeter::start(args.server_pid)?;
-    let start = shared.epoch.nanos(Instant::now()) + 20_000_000;
-    phase_tx.send_replace(Phase::Run { start });
-    let total_writers = args.docs * args.writers;
-    let deadline =
-        shared.epoch.instant(start) + Duration::from_secs_f64(args.duration + args.drain);
-    let mut ticker = tokio::time::interval(Duration::from_millis(5));
-    loop {
-        ticker.tick().await;
-        let done = shared.writers_done.load(Ordering::Acquire) == total_writers;
-        let expected = shared.sent.load(Ordering::Acquire) * (args.clients as u64 - 1);
-        if (done && shared.delivered.load(Ordering::Acquire) >= expected)
-            || Instant::now() >= deadline
-        {
-            break;
-        }
-    }
-    phase_tx.send_replace(Phase::Stop);
+    let start = run.start();
+    let deadline = run.epoch().instant(start) + Duration::from_secs_f64(args.duration + args.drain);
+    run.wait(deadline).await;
+    run.stop();
     let usage = meter.finish()?;
+    let Finished {
+        clients,
+        sent,
+        expected,
+        delivered: unique,
+        duplicates: dups,
+        reordered,
+        unattributed,
+        lost,
+        closed: closes,
+        diverged_docs,
+        span_s: span,
+    } = run.finish(args, &target).await?;
 
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        results.push(t.await.context("client task panicked")?);
-    }
-
-    // Server state: a fresh client per document must read what the others do.
-    let mut server_texts: Vec<Option<String>> = vec![None; args.docs];
-    if !args.skip_server_check {
-        for (d, slot) in server_texts.iter_mut().enumerate() {
-            let mut ws = target.connect(&doc_name(&tag, d), false).await?;
-            let r = Replica::new(ClientID::random());
-            client::sync(&mut ws, &r)
-                .await
-                .context("server check handshake")?;
-            *slot = Some(r.string());
-            let _ = ws.close(None).await;
-        }
-    }
-
-    let sent: u64 = shared.sent.load(Ordering::Acquire);
-    let expected = sent * (args.clients as u64 - 1);
+    let nodes = args.target.url.len();
+    let total_writers = args.docs * args.writers;
     let mut lat = Vec::new();
     let mut sched = Vec::new();
     let (mut at_writers, mut at_readers) = (Vec::new(), Vec::new());
     let mut ack = Vec::new();
     let mut lag = Vec::new();
     let mut cross = Vec::new();
-    let (mut delivered, mut dups, mut reordered, mut unattributed) = (0, 0, 0, 0);
-    let mut closes: HashMap<String, usize> = HashMap::new();
-    let mut diverged_docs = Vec::new();
-    for (d, server_text) in server_texts.iter().enumerate() {
-        let texts: Vec<&ClientResult> = results.iter().filter(|r| r.doc == d).collect();
-        let live: Vec<&&ClientResult> = texts.iter().filter(|r| r.closed.is_none()).collect();
-        let reference = server_text
-            .as_deref()
-            .or(live.iter().find(|r| r.replica).map(|r| r.text.as_str()));
-        let doc_sent: usize = shared
-            .writers
-            .iter()
-            .filter(|w| w.doc == d)
-            .map(|w| {
-                w.sends
-                    .iter()
-                    .filter(|s| s.load(Ordering::Relaxed) > 0)
-                    .count()
-            })
-            .sum();
-        // A client without a replica converges when it has every update.
-        // Without a text to compare (no server check, no replicas) the
-        // counts below are the whole check.
-        let no_text = reference.is_none() && !live.iter().any(|r| r.replica);
-        let converged = (no_text || reference.is_some_and(|t| t.chars().count() == doc_sent))
-            && live.iter().all(|r| {
-                if r.replica {
-                    Some(r.text.as_str()) == reference
-                } else {
-                    r.delivered - r.duplicates + r.own_sent == doc_sent as u64
-                }
-            });
-        if !converged {
-            diverged_docs.push(d);
-        }
-    }
-    for mut r in results {
+    for r in clients {
+        let mut s = r.samples;
         if r.writer {
-            at_writers.extend_from_slice(&r.latencies);
+            at_writers.extend_from_slice(&s.latencies);
         } else {
-            at_readers.extend_from_slice(&r.latencies);
+            at_readers.extend_from_slice(&s.latencies);
         }
-        lat.append(&mut r.latencies);
-        sched.append(&mut r.from_schedule);
-        cross.append(&mut r.cross_node);
-        ack.append(&mut r.ack_latencies);
-        lag.append(&mut r.send_lag);
-        delivered += r.delivered;
-        dups += r.duplicates;
-        reordered += r.reordered;
-        unattributed += r.unattributed;
-        if let Some(c) = r.closed {
-            let key = match c {
-                Closed::ByServer { code, reason } => format!("{code} {reason}"),
-                Closed::Broken(e) => format!("broken: {e}"),
-            };
-            *closes.entry(key).or_default() += 1;
-        }
+        lat.append(&mut s.latencies);
+        sched.append(&mut s.from_schedule);
+        cross.append(&mut s.cross_node);
+        ack.append(&mut s.ack_latencies);
+        lag.append(&mut s.send_lag);
     }
-    let unique = delivered - dups;
-    let lost = expected.saturating_sub(unique);
-    let start_i = shared.epoch.instant(start);
-    let last = shared
-        .epoch
-        .instant(shared.last_delivery.load(Ordering::Acquire));
-    let span = last
-        .saturating_duration_since(start_i)
-        .as_secs_f64()
-        .max(1e-9);
     let latency = Latency::from_nanos(&mut lat);
     let latency_from_schedule = Latency::from_nanos(&mut sched);
     // Writers also send, which changes how their TCP stack acknowledges what
@@ -416,10 +205,6 @@ pub async fn measure(
     let ack_latency = (!ack.is_empty()).then(|| Latency::from_nanos(&mut ack));
     let send_lag = Latency::from_nanos(&mut lag);
     let offered = args.rate * total_writers as f64 * (args.clients - 1) as f64;
-    let closes: Vec<Closes> = closes
-        .into_iter()
-        .map(|(code, count)| Closes { code, count })
-        .collect();
     let ok = lost == 0 && diverged_docs.is_empty() && closes.is_empty();
 
     let json = json!({
@@ -540,193 +325,55 @@ pub async fn measure(
     })
 }
 
-fn doc_name(tag: &str, d: usize) -> String {
-    format!("bench-fanout-{tag}-{d}")
+/// Every sample of one client, for exact percentiles over a run short enough
+/// to hold them all.
+struct EverySample {
+    latencies: Vec<u64>,
+    /// Receipt minus the keystroke's scheduled send time.
+    from_schedule: Vec<u64>,
+    /// Latencies of updates whose writer is on another node (only with
+    /// several `--url`s); also counted in `latencies`.
+    cross_node: Vec<u64>,
+    ack_latencies: Vec<u64>,
+    send_lag: Vec<u64>,
 }
 
-/// Keystrokes each writer has room for: its rate over the duration, and one
-/// more.
-fn keystrokes_per_writer(args: &FanoutArgs) -> usize {
-    (args.rate * args.duration).ceil() as usize + 1
+impl EverySample {
+    /// Room for every figure the run will record, taken before the clock
+    /// starts: a vector that grows while the run goes copies itself on the
+    /// generator's one thread (once the allocator serves large blocks from
+    /// its heap, which it does after the first steps freed some), and those
+    /// copies made the generator's sends late in the last steps of a long
+    /// climb.
+    fn new(role: Role) -> EverySample {
+        EverySample {
+            latencies: Vec::with_capacity(role.expected_deliveries),
+            from_schedule: Vec::with_capacity(role.expected_deliveries),
+            cross_node: Vec::new(),
+            ack_latencies: Vec::with_capacity(if role.durable_acks {
+                role.own_keystrokes
+            } else {
+                0
+            }),
+            send_lag: Vec::with_capacity(role.own_keystrokes),
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn client_task(
-    shared: Arc<Shared>,
-    args: FanoutArgs,
-    target: Arc<Target>,
-    doc_id: String,
-    doc: usize,
-    node: usize,
-    keep_replica: bool,
-    writer: Option<usize>,
-    client_id: ClientID,
-    ready: mpsc::Sender<anyhow::Result<()>>,
-    mut phase: watch::Receiver<Phase>,
-) -> ClientResult {
-    // Room for every figure the step will record, taken now: a vector that
-    // grows while the step runs copies itself on this one thread (once the
-    // allocator serves large blocks from its heap, which it does after the
-    // first steps freed some), and those copies made the generator's sends
-    // late in the last steps of a long climb.
-    let per_writer = keystrokes_per_writer(&args);
-    let expected = (args.writers - usize::from(writer.is_some())) * per_writer;
-    let own = if writer.is_some() { per_writer } else { 0 };
-    let mut out = ClientResult {
-        doc,
-        writer: writer.is_some(),
-        replica: keep_replica,
-        latencies: Vec::with_capacity(expected),
-        from_schedule: Vec::with_capacity(expected),
-        send_lag: Vec::with_capacity(own),
-        ack_latencies: Vec::with_capacity(if args.no_acks { 0 } else { own }),
-        ..ClientResult::default()
-    };
-    let replica = Replica::new(client_id);
-    let connected = async {
-        let acks = writer.is_some() && !args.no_acks;
-        let mut ws = target.connect_on(node, &doc_id, acks).await?;
-        let hs = client::sync(&mut ws, &replica).await?;
-        anyhow::Ok((ws, hs))
+impl Samples for EverySample {
+    fn delivery(&mut self, d: &Delivery) {
+        self.latencies.push(d.latency);
+        self.from_schedule.push(d.from_schedule);
+        if d.cross_node {
+            self.cross_node.push(d.latency);
+        }
     }
-    .await;
-    let (mut ws, hs) = match connected {
-        Ok(v) => {
-            let _ = ready.send(Ok(())).await;
-            v
-        }
-        Err(e) => {
-            out.closed = Some(Closed::Broken(e.to_string()));
-            let _ = ready.send(Err(e)).await;
-            return out;
-        }
-    };
-    drop(ready);
 
-    let epoch = shared.epoch;
-    let period = Duration::from_secs_f64(1.0 / args.rate);
-    let total_writers = (args.docs * args.writers).max(1);
-    let mut max_seen: Vec<Option<u64>> = vec![None; shared.writers.len()];
-    // Writer state: next keystroke index, its schedule, sends awaiting an ack.
-    let mut next_key = 0usize;
-    let mut schedule: Option<(Instant, Instant)> = None; // (first send, end)
-    let mut acked = hs.acked.saturating_sub(hs.update_messages_sent);
-    let mut unacked: VecDeque<u64> = VecDeque::new();
-    let mut writing_done = writer.is_none();
+    fn sent(&mut self, _due: u64, lag: u64) {
+        self.send_lag.push(lag);
+    }
 
-    loop {
-        let now_phase = *phase.borrow_and_update();
-        match now_phase {
-            Phase::Stop => break,
-            Phase::Run { start } if schedule.is_none() => {
-                if let Some(w) = writer {
-                    // Spread the writers evenly over one period.
-                    let offset = period.mul_f64(w as f64 / total_writers as f64);
-                    let first = epoch.instant(start) + offset;
-                    let end = epoch.instant(start) + Duration::from_secs_f64(args.duration);
-                    schedule = Some((first, end));
-                }
-            }
-            _ => {}
-        }
-        let due = match (writer, schedule, writing_done) {
-            (Some(_), Some((first, _)), false) => Some(first + period * next_key as u32),
-            _ => None,
-        };
-        tokio::select! {
-            frame = client::next_frame(&mut ws) => {
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(c) => { out.closed = Some(c); break; }
-                };
-                let now = epoch.nanos(Instant::now());
-                match Message::decode(&frame) {
-                    Ok(Message::Sync(SyncMessage::Update(u))) => {
-                        match client::first_item_id(u).and_then(|(c, k)| shared.by_client.get(&c).map(|&w| (w, k))) {
-                            // Our own keystroke echoed back (the y-websocket
-                            // reference server and Hocuspocus send an update
-                            // to its author too): not a delivery.
-                            Some((w, _)) if Some(w) == writer => {}
-                            Some((w, k)) => {
-                                let sent = shared.writers[w].sends.get(k as usize).map_or(0, |s| s.load(Ordering::Acquire));
-                                if sent == 0 {
-                                    out.unattributed += 1;
-                                } else {
-                                    match max_seen[w] {
-                                        Some(m) if k == m => out.duplicates += 1,
-                                        Some(m) if k < m => out.reordered += 1,
-                                        _ => max_seen[w] = Some(k),
-                                    }
-                                    let latency = now.saturating_sub(sent - 1);
-                                    out.latencies.push(latency);
-                                    let due = shared.writers[w].due[k as usize].load(Ordering::Acquire);
-                                    out.from_schedule.push(now.saturating_sub(due));
-                                    if shared.writers[w].node != node {
-                                        out.cross_node.push(latency);
-                                    }
-                                    out.delivered += 1;
-                                    shared.delivered.fetch_add(1, Ordering::AcqRel);
-                                    shared.last_delivery.fetch_max(now, Ordering::AcqRel);
-                                }
-                            }
-                            None => out.unattributed += 1,
-                        }
-                        if keep_replica && let Err(e) = replica.apply(u) {
-                            out.closed = Some(Closed::Broken(format!("bad update from server: {e}")));
-                            break;
-                        }
-                    }
-                    Ok(Message::Ack { durable }) => {
-                        let n = durable.saturating_sub(hs.update_messages_sent);
-                        while acked < n {
-                            match unacked.pop_front() {
-                                Some(t) => out.ack_latencies.push(now.saturating_sub(t)),
-                                None => break,
-                            }
-                            acked += 1;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        out.closed = Some(Closed::Broken(format!("undecodable frame: {e}")));
-                        break;
-                    }
-                }
-            }
-            _ = async { tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()).await }, if due.is_some() => {
-                let (Some(w), Some((_, end)), Some(due)) = (writer, schedule, due) else { continue };
-                if due >= end || next_key >= shared.writers[w].sends.len() {
-                    writing_done = true;
-                    shared.writers_done.fetch_add(1, Ordering::AcqRel);
-                    continue;
-                }
-                let ch = (b'a' + (next_key % 26) as u8) as char;
-                let update = replica.append(ch.encode_utf8(&mut [0; 4]));
-                let now = Instant::now();
-                let sent_at = epoch.nanos(now);
-                shared.writers[w].due[next_key].store(epoch.nanos(due), Ordering::Release);
-                shared.writers[w].sends[next_key].store(sent_at + 1, Ordering::Release);
-                shared.sent.fetch_add(1, Ordering::AcqRel);
-                out.send_lag.push(now.saturating_duration_since(due).as_nanos() as u64);
-                if !args.no_acks {
-                    unacked.push_back(sent_at);
-                }
-                next_key += 1;
-                out.own_sent += 1;
-                if let Err(e) = ws.send(WsMessage::Binary(encode_update(&update))).await {
-                    out.closed = Some(Closed::Broken(e.to_string()));
-                    break;
-                }
-            }
-            changed = phase.changed() => {
-                if changed.is_err() { break; }
-            }
-        }
+    fn acked(&mut self, _now: u64, latency: u64) {
+        self.ack_latencies.push(latency);
     }
-    if writer.is_some() && !writing_done {
-        shared.writers_done.fetch_add(1, Ordering::AcqRel);
-    }
-    out.text = replica.string();
-    let _ = ws.close(None).await;
-    out
 }

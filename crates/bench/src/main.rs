@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use quire_bench::{
-    burst, coldload, connections, fanout, hot_document, null_server, saturate, trace,
+    burst, coldload, connections, fanout, hot_document, null_server, saturate, soak, trace,
 };
 
 /// Load generator for y-websocket servers (Quire and its peers).
@@ -41,6 +41,9 @@ enum Command {
     /// One writer sends N keystrokes at once; a slow observer must end with
     /// the same text (reconnecting and resyncing if the server closes it).
     Burst(burst::BurstArgs),
+    /// The fan-out held for minutes (default 5 at 18,000 deliveries/s),
+    /// reported per interval: latency tails, losses, server RSS and CPU.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
             Command::Saturate(a) => saturate::run(a).await,
             Command::HotDocument(a) => hot_document::run(a).await,
             Command::Burst(a) => burst::run(a).await,
+            Command::Soak(a) => soak::run(a).await,
         }
     })?;
     if !ok {

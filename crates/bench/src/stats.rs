@@ -202,6 +202,43 @@ impl PhaseMeter {
         })
     }
 
+    /// Usage since the previous lap (or the start), which becomes the
+    /// reference of the next one: one phase after another without a gap.
+    /// The server's part is `None` once its process can no longer be read
+    /// (it died), so a long run still reports what came before.
+    pub fn lap(&mut self) -> anyhow::Result<PhaseUsage> {
+        let server = match &mut self.server {
+            Some((p, before)) => match p.sample() {
+                Ok(now) => {
+                    let usage = p.usage(before, &now);
+                    *before = now;
+                    Some(usage)
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (me, before) = &mut self.generator;
+        let now = me.sample()?;
+        let generator = me.usage(before, &now);
+        *before = now;
+        let stall_now = cpu_stall_micros().map(|t| (Instant::now(), t));
+        let stall = match (self.stall, stall_now) {
+            (Some((at, before)), Some((now, after))) => {
+                let wall = now.duration_since(at).as_secs_f64().max(1e-9);
+                Some(100.0 * after.saturating_sub(before) as f64 / 1e6 / wall)
+            }
+            _ => None,
+        };
+        self.stall = stall_now;
+        Ok(PhaseUsage {
+            server,
+            generator,
+            machine_cpu_stall_percent: stall,
+            machine_loadavg: loadavg(),
+        })
+    }
+
     pub fn finish(&self) -> anyhow::Result<PhaseUsage> {
         let server = match &self.server {
             Some((p, before)) => Some(p.usage(before, &p.sample()?)),

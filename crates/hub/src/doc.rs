@@ -823,18 +823,23 @@ impl DocActor {
         c.received += 1;
         let count = c.received;
         let can_write = c.opts.can_write;
+        let quota = c.opts.quota_bytes;
         let received_at = Instant::now();
         if !can_write {
             self.on_read_only_update(conn, count, &update, frame.is_some(), received_at);
             return;
         }
-        if self.doc_bytes + update.len() > self.hub.config.max_document_bytes {
-            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => "document_too_large")
-                .increment(1);
-            self.close_conn(
-                conn,
-                CloseFrame::new(CloseCode::DocumentTooLarge, "document size limit reached"),
-            );
+        let size = self.doc_bytes + update.len();
+        let refused = if size > self.hub.config.max_document_bytes {
+            Some(("document_too_large", "document size limit reached"))
+        } else if quota.is_some_and(|q| size > q) {
+            Some(("quota", "storage quota reached: the document's owner has no room left"))
+        } else {
+            None
+        };
+        if let Some((label, reason)) = refused {
+            metrics::counter!(m::UPDATES_REFUSED_TOTAL, "reason" => label).increment(1);
+            self.close_conn(conn, CloseFrame::new(CloseCode::DocumentTooLarge, reason));
             return;
         }
         let source = Source::Client {

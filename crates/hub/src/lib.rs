@@ -135,6 +135,11 @@ pub struct JoinOptions {
     /// On whose behalf the session runs, so that revoking that user's access
     /// or sign-in can find it. The hub never interprets it.
     pub principal: Option<Principal>,
+    /// The most stored bytes this session's updates may grow the document
+    /// to, when that is less than [`HubConfig::max_document_bytes`]: e.g.
+    /// what its owner's storage quota leaves. Updates past it are refused
+    /// (4413) with a reason saying so.
+    pub quota_bytes: Option<usize>,
 }
 
 impl Default for JoinOptions {
@@ -143,6 +148,7 @@ impl Default for JoinOptions {
             durable_acks: false,
             can_write: true,
             principal: None,
+            quota_bytes: None,
         }
     }
 }

@@ -111,6 +111,7 @@ async fn admit(
             user: me.user.id.clone(),
             auth_session: me.session.clone(),
         }),
+        quota_bytes: None,
     };
     // Join before upgrading: a document that cannot be loaded refuses the
     // connection with an HTTP error instead of accepting a socket it cannot

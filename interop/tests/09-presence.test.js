@@ -1,8 +1,10 @@
 // Presence belongs to the signed-in account, as stock y-protocols clients
 // meet it: whatever `user` a stock client publishes, the others see its
-// account's `{ id, name, color }` (the rest of its state as sent); and an
+// account's `{ id, name, color }` (the rest of its state as sent); an
 // awareness state a stock client could not parse never reaches one, so it
-// neither throws nor loses the other states of the same frame.
+// neither throws nor loses the other states of the same frame; and a client
+// that reconnects (as the web app does to show a new name) is seen again at
+// once.
 
 import assert from 'node:assert/strict'
 import * as encoding from 'lib0/encoding'
@@ -107,4 +109,31 @@ test('presence: a state that is not JSON never reaches a stock client, and the r
   assert.equal(states.get(other.doc.clientID)?.status, 'here', 'the other client\'s state is still there')
   assert.deepEqual(errors.map(String), [], 'no stock client threw')
   assert.equal(raw.close, null, 'a refused state is not a protocol error: the socket stays open')
+})
+
+test('presence: a stock client that reconnects is seen again at once', async (t) => {
+  const server = await startServer(t)
+  const room = docName('back')
+  const a = providerClient(t, server, room, { name: 'A' })
+  const b = providerClient(t, server, room, { name: 'B' })
+  await Promise.all([a.synced(), b.synced()])
+  const aId = a.doc.clientID
+  a.awareness.setLocalStateField('status', 'here')
+  await waitFor(() => b.awareness.getStates().get(aId)?.status === 'here', 'B sees A')
+
+  // B's provider sends the removal it hears back to the server, as stock
+  // clients do with every change; that must not lock A out.
+  a.provider.disconnect()
+  await waitFor(() => !b.awareness.getStates().has(aId), 'B sees A leave')
+  a.provider.connect()
+  await a.synced()
+  // A's provider announces its state with the clock it had, which is older
+  // than the removal B holds; y-protocols' own renewal would take 15 to 30 s.
+  await waitFor(() => b.awareness.getStates().get(aId)?.status === 'here', {
+    timeout: 5000,
+    message: 'B sees A again soon after it reconnected',
+    describe: () => [...b.awareness.getStates()]
+  })
+  a.awareness.setLocalStateField('status', 'moving')
+  await waitFor(() => b.awareness.getStates().get(aId)?.status === 'moving', { timeout: 5000, message: 'and hears its next change' })
 })

@@ -11,7 +11,8 @@
 //!   `{"id","name","color"}` of the account, every other top-level field
 //!   (the caret and selection y-tiptap puts there) kept as sent;
 //! - everything a session owned is removed, and the removal broadcast, when
-//!   it leaves.
+//!   it leaves; a client that comes back is relayed with a clock past that
+//!   removal, so that it is seen at once.
 //!
 //! States from other nodes were bound by the node their session is on; only
 //! the object check is repeated, since they go on to this node's clients.
@@ -99,16 +100,38 @@ impl Awareness {
             Source::Bus => (None, true),
         };
         for e in &update.entries {
+            let mut clock = e.clock;
             let state = match source {
                 Source::Session { conn, identity } => {
                     if e.state.len() > max_state_bytes {
                         refused += 1;
                         continue;
                     }
-                    let owner = self.clients.get(&e.client_id).and_then(|c| c.owner);
+                    let known = self.clients.get(&e.client_id);
+                    let owner = known.and_then(|c| c.owner);
                     if owner.is_some_and(|o| o != conn) {
                         refused += 1;
                         continue;
+                    }
+                    if owner.is_none() && e.is_removal() {
+                        // A stock client sends back every change it hears,
+                        // removals too. Such an echo must not make its
+                        // session the owner of the id, or the client it
+                        // belongs to could not come back; nobody needs it.
+                        continue;
+                    }
+                    if let Some(c) = known
+                        && owner.is_none()
+                        && c.state.is_none()
+                        && clock <= c.clock
+                    {
+                        // The client is back (a reconnect, a rename, another
+                        // node) with the clock it had when its session left,
+                        // but the removal sent then carried a newer one:
+                        // y-protocols would ignore it until its renewals
+                        // outgrow that. Relayed a step past the removal, it
+                        // is seen at once (the sender adopts the clock).
+                        clock = c.clock + 1;
                     }
                     let session = self
                         .sessions
@@ -136,7 +159,7 @@ impl Awareness {
                     Cow::Borrowed(e.state)
                 }
             };
-            rewritten |= matches!(state, Cow::Owned(_));
+            rewritten |= matches!(state, Cow::Owned(_)) || clock != e.clock;
             let entry = self.clients.entry(e.client_id).or_insert(ClientState {
                 clock: 0,
                 state: None,
@@ -148,15 +171,12 @@ impl Awareness {
             }
             // Same rule as y-protocols: newer clocks win; an equal clock may
             // only remove.
-            if e.clock > entry.clock
-                || (e.clock == entry.clock && e.is_removal())
-                || entry.clock == 0
-            {
-                entry.clock = e.clock;
+            if clock > entry.clock || (clock == entry.clock && e.is_removal()) || entry.clock == 0 {
+                entry.clock = clock;
                 entry.state = (!e.is_removal()).then(|| state.to_string());
                 entry.bound = bound;
             }
-            accepted.push((e.client_id, e.clock, state));
+            accepted.push((e.client_id, clock, state));
         }
         let relay = if accepted.is_empty() {
             None
@@ -335,6 +355,36 @@ mod tests {
     }
 
     #[test]
+    fn an_echoed_removal_claims_nothing_and_a_returning_client_is_seen_at_once() {
+        let mut a = Awareness::default();
+        let me = alice();
+        apply(&mut a, session(1, Some(&me)), &[(9, 3, "{}")]);
+        let removal = a.remove_session(1).unwrap();
+        assert_eq!(
+            AwarenessUpdate::decode(&removal).unwrap().entries[0].clock,
+            4
+        );
+        // Another stock client sends the removal it heard back.
+        let r = apply(&mut a, session(2, None), &[(9, 4, "null")]);
+        assert!(r.relay.is_none());
+        assert_eq!(r.refused, 0, "an echo is not an attack");
+        // The client reconnects (session 3) with the clock it had.
+        let sent = [(9, 3, "{}")];
+        let r = apply(&mut a, session(3, Some(&me)), &sent);
+        let Some(RelayPayload::Filtered(f)) = &r.relay else {
+            panic!("relayed with a new clock")
+        };
+        let entry = &AwarenessUpdate::decode(f).unwrap().entries[0];
+        assert_eq!((entry.client_id, entry.clock), (9, 5));
+        assert_eq!(a.presence().len(), 1);
+        // From then on its own clocks count again.
+        let r = apply(&mut a, session(3, Some(&me)), &[(9, 6, "{}")]);
+        assert_eq!(r.refused, 0);
+        let full = a.full_update().unwrap();
+        assert_eq!(AwarenessUpdate::decode(&full).unwrap().entries[0].clock, 6);
+    }
+
+    #[test]
     fn a_spoofed_user_becomes_the_account_and_other_fields_are_kept() {
         let mut a = Awareness::default();
         let me = alice();
@@ -412,7 +462,7 @@ mod tests {
                     r##"{"user":{"id":"u-alice","name":"Alice","color":"#e6194b"}}"##,
                 ),
                 (6, 1, "{\"ok\":\"[{\"}"),
-                (7, 1, "null"),
+                (5, 2, "null"),
                 (8, 1, deep.as_str()),
             ];
             let r = a.apply(
@@ -423,7 +473,7 @@ mod tests {
             );
             assert_eq!(r.refused, 5, "{identity:?}");
             let ids: Vec<u64> = relayed(&r, &sent).iter().map(|(id, _)| *id).collect();
-            assert_eq!(ids, [5, 6, 7], "{identity:?}");
+            assert_eq!(ids, [5, 6, 5], "{identity:?}");
             // A refused entry claims no client id: another session may use it.
             let r = apply(&mut a, session(2, None), &[(1, 2, "{}")]);
             assert_eq!(r.refused, 0);

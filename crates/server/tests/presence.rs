@@ -252,3 +252,33 @@ async fn removal_and_leaving_take_the_account_out_of_the_listing() {
     .unwrap();
     assert_eq!(present(&alice, "leave").await, json!([]));
 }
+
+#[tokio::test]
+async fn a_client_that_comes_back_is_not_locked_out_by_an_echo_of_its_removal() {
+    let server = TestServer::start().await;
+    let (alice, mut a, mallory, m) = alice_and_mallory(&server, "back", "viewer").await;
+    m.set_awareness(42, 3, r#"{"status":"here"}"#);
+    state_of(&mut a, 42, "Alice sees Mallory", |_| true).await;
+    m.close();
+    within(
+        "Mallory's state is removed when she leaves",
+        a.state.wait_for(|s| !s.awareness.contains_key(&42)),
+    )
+    .await
+    .unwrap();
+    // A stock client sends back every change it hears, this removal too.
+    a.set_awareness(42, 4, "null");
+    // Mallory's tab reconnects with the same client id and clock.
+    let mut back = TestClient::connect_as(&server.ws_url("back"), &mallory).await;
+    back.wait_synced().await;
+    back.set_awareness(42, 3, r#"{"status":"back"}"#);
+    let seen = state_of(&mut a, 42, "Alice sees Mallory again", |v| {
+        v["status"] == "back"
+    })
+    .await;
+    assert_eq!(seen["user"], bound_user(&mallory, "#3cb44b"));
+    assert_eq!(
+        present(&alice, "back").await,
+        json!([bound_user(&mallory, "#3cb44b")])
+    );
+}

@@ -25,7 +25,9 @@ use std::collections::{HashMap, HashSet};
 
 use quire_protocol::{AwarenessUpdate, encode_awareness_update};
 
-use self::state::{bind, is_object, user_json};
+use quire_types::UserId;
+
+use self::state::{bind, user_json};
 use crate::session::ConnId;
 use crate::{Identity, Presence};
 
@@ -35,6 +37,13 @@ struct ClientState {
     /// update arriving late cannot resurrect the client).
     state: Option<String>,
     owner: Option<ConnId>,
+    /// The account the client id belongs to (`None`: not known, or a
+    /// session without an identity). Once its socket is gone, only a socket
+    /// of the same account may take the id again: stock clients send back
+    /// every state they hear, and an echo of someone who just left must not
+    /// take their id (the caret, now labelled with the echoing account)
+    /// and shut them out when they come back.
+    account: Option<UserId>,
     /// Its `user` field was bound to an account, here or by the node it came
     /// from; only such states are listed by [`Awareness::presence`].
     bound: bool,
@@ -101,6 +110,7 @@ impl Awareness {
         };
         for e in &update.entries {
             let mut clock = e.clock;
+            let mut bus_account = None;
             let state = match source {
                 Source::Session { conn, identity } => {
                     if e.state.len() > max_state_bytes {
@@ -115,9 +125,13 @@ impl Awareness {
                     }
                     if owner.is_none() && e.is_removal() {
                         // A stock client sends back every change it hears,
-                        // removals too. Such an echo must not make its
-                        // session the owner of the id, or the client it
-                        // belongs to could not come back; nobody needs it.
+                        // removals too: an echo, which nobody needs and
+                        // which must not make its session the owner.
+                        continue;
+                    }
+                    let account = identity.map(|i| &i.user);
+                    if known.is_some_and(|c| owner.is_none() && c.account.as_ref() != account) {
+                        refused += 1;
                         continue;
                     }
                     if let Some(c) = known
@@ -152,9 +166,12 @@ impl Awareness {
                     state
                 }
                 Source::Bus => {
-                    if !e.is_removal() && !is_object(e.state) {
-                        refused += 1;
-                        continue;
+                    if !e.is_removal() {
+                        let Some(bound_to) = state::account(e.state) else {
+                            refused += 1;
+                            continue;
+                        };
+                        bus_account = bound_to;
                     }
                     Cow::Borrowed(e.state)
                 }
@@ -163,11 +180,15 @@ impl Awareness {
             let entry = self.clients.entry(e.client_id).or_insert(ClientState {
                 clock: 0,
                 state: None,
-                owner: from,
+                owner: None,
+                account: None,
                 bound,
             });
-            if from.is_some() {
+            if let Source::Session { identity, .. } = source
+                && entry.owner != from
+            {
                 entry.owner = from;
+                entry.account = identity.map(|i| i.user.clone());
             }
             // Same rule as y-protocols: newer clocks win; an equal clock may
             // only remove.
@@ -175,6 +196,11 @@ impl Awareness {
                 entry.clock = clock;
                 entry.state = (!e.is_removal()).then(|| state.to_string());
                 entry.bound = bound;
+                if let Source::Bus = source
+                    && !e.is_removal()
+                {
+                    entry.account = bus_account.take();
+                }
             }
             accepted.push((e.client_id, clock, state));
         }
@@ -364,10 +390,19 @@ mod tests {
             AwarenessUpdate::decode(&removal).unwrap().entries[0].clock,
             4
         );
-        // Another stock client sends the removal it heard back.
-        let r = apply(&mut a, session(2, None), &[(9, 4, "null")]);
+        // Another stock client sends back the removal it heard, and the
+        // state before it: neither may take the id.
+        let bob = Identity {
+            user: UserId("u-bob".into()),
+            name: "Bob".into(),
+            color: "#3cb44b".into(),
+        };
+        let r = apply(&mut a, session(2, Some(&bob)), &[(9, 4, "null")]);
         assert!(r.relay.is_none());
         assert_eq!(r.refused, 0, "an echo is not an attack");
+        let r = apply(&mut a, session(2, Some(&bob)), &[(9, 3, "{}")]);
+        assert!(r.relay.is_none());
+        assert!(a.presence().is_empty());
         // The client reconnects (session 3) with the clock it had.
         let sent = [(9, 3, "{}")];
         let r = apply(&mut a, session(3, Some(&me)), &sent);
@@ -382,6 +417,29 @@ mod tests {
         assert_eq!(r.refused, 0);
         let full = a.full_update().unwrap();
         assert_eq!(AwarenessUpdate::decode(&full).unwrap().entries[0].clock, 6);
+    }
+
+    #[test]
+    fn a_client_id_seen_from_another_node_is_taken_only_by_its_own_account() {
+        let mut a = Awareness::default();
+        let bob_state = r##"{"user":{"id":"u-bob","name":"Bob","color":"#3cb44b"}}"##;
+        a.apply(
+            Source::Bus,
+            &AwarenessUpdate::decode(&update(&[(20, 1, bob_state)])).unwrap(),
+            1024,
+            1,
+        );
+        let me = alice();
+        let r = apply(&mut a, session(1, Some(&me)), &[(20, 2, "{}")]);
+        assert_eq!(r.refused, 1, "Alice's echo of Bob");
+        let bob = Identity {
+            user: UserId("u-bob".into()),
+            name: "Bob".into(),
+            color: "#3cb44b".into(),
+        };
+        let r = apply(&mut a, session(2, Some(&bob)), &[(20, 2, "{}")]);
+        assert_eq!(r.refused, 0, "Bob's tab, moved to this node");
+        assert_eq!(a.presence()[0].name, "Bob");
     }
 
     #[test]

@@ -266,7 +266,10 @@ async fn a_client_that_comes_back_is_not_locked_out_by_an_echo_of_its_removal() 
     )
     .await
     .unwrap();
-    // A stock client sends back every change it hears, this removal too.
+    // A stock client sends back every change it hears: Mallory's last
+    // state (which arrives after she left) and her removal. Neither may
+    // take her client id.
+    a.set_awareness(42, 3, r#"{"status":"here"}"#);
     a.set_awareness(42, 4, "null");
     // Mallory's tab reconnects with the same client id and clock.
     let mut back = TestClient::connect_as(&server.ws_url("back"), &mallory).await;

@@ -14,6 +14,8 @@ use std::fmt;
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use quire_types::UserId;
+
 use crate::Identity;
 
 /// Deepest nesting of arrays and objects accepted in a state: serde_json's
@@ -89,6 +91,48 @@ pub(super) fn is_object(state: &str) -> bool {
     }
     let mut de = serde_json::Deserializer::from_str(state);
     de.deserialize_map(ObjectCheck).is_ok() && de.end().is_ok()
+}
+
+/// For a state another node bound: `None` if it is not one JSON object
+/// (nested no deeper than the limit), else the account id its `user` names.
+pub(super) fn account(state: &str) -> Option<Option<UserId>> {
+    if !depth_within(state, MAX_STATE_DEPTH) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(state);
+    let account = de.deserialize_map(AccountVisitor).ok()?;
+    de.end().ok()?;
+    Some(account)
+}
+
+struct AccountVisitor;
+
+impl<'de> Visitor<'de> for AccountVisitor {
+    type Value = Option<UserId>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<UserId>, A::Error> {
+        #[derive(serde::Deserialize)]
+        struct User {
+            id: Option<UserId>,
+        }
+        let mut account = None;
+        while let Some(Key(key)) = map.next_key()? {
+            if key == "user" {
+                // The last one counts, as in `JSON.parse`.
+                let user: &RawValue = map.next_value()?;
+                account = serde_json::from_str::<User>(user.get())
+                    .ok()
+                    .and_then(|u| u.id);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(account)
+    }
 }
 
 /// The top-level fields of a JSON object, values as raw JSON; `None` if
@@ -281,6 +325,20 @@ mod tests {
         });
         let v: Value = serde_json::from_str(&user).unwrap();
         assert_eq!(v["name"], "Q \"the\" \\ tester\n\u{1}");
+    }
+
+    #[test]
+    fn the_account_of_a_state_from_another_node_is_its_user_id() {
+        let id = |s: &str| account(s).map(|a| a.map(|u| u.0));
+        assert_eq!(
+            id(r#"{"user":{"id":"u-bob","name":"Bob"},"x":[1]}"#),
+            Some(Some("u-bob".into()))
+        );
+        assert_eq!(id(r#"{"user":{"name":"Bob"}}"#), Some(None));
+        assert_eq!(id(r#"{"user":"u-bob"}"#), Some(None));
+        assert_eq!(id("{}"), Some(None));
+        assert_eq!(id("[]"), None);
+        assert_eq!(id("{} x"), None);
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Awareness {
     ) -> Applied {
         let mut accepted: Vec<(u64, u64, Cow<'_, str>)> = Vec::with_capacity(update.entries.len());
         let mut refused = 0;
+        // Entries left out or changed: the frame cannot be relayed as is.
         let mut rewritten = false;
         let (from, bound) = match source {
             Source::Session { conn, identity } => (Some(conn), identity.is_some()),
@@ -127,6 +128,7 @@ impl Awareness {
                         // A stock client sends back every change it hears,
                         // removals too: an echo, which nobody needs and
                         // which must not make its session the owner.
+                        rewritten = true;
                         continue;
                     }
                     let account = identity.map(|i| &i.user);
@@ -417,6 +419,13 @@ mod tests {
         assert_eq!(r.refused, 0);
         let full = a.full_update().unwrap();
         assert_eq!(AwarenessUpdate::decode(&full).unwrap().entries[0].clock, 6);
+        // An echoed removal is not relayed beside a state of the echoing
+        // session's own either.
+        let own = r##"{"user":{"id":"u-bob","name":"Bob","color":"#3cb44b"}}"##;
+        let sent = [(77, 1, "null"), (10, 1, own)];
+        let r = apply(&mut a, session(2, Some(&bob)), &sent);
+        let ids: Vec<u64> = relayed(&r, &sent).iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [10]);
     }
 
     #[test]

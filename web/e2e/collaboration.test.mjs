@@ -87,6 +87,20 @@ describe('collaboration', { timeout: 90_000 }, () => {
       await alice.page.getByRole('img', { name: BOB.name, exact: true }).waitFor({ timeout: 10_000 });
       await bob.page.getByRole('img', { name: ALICE.name, exact: true }).waitFor({ timeout: 10_000 });
 
+      // Presence is the account's, bound by the server when the socket
+      // opens: a new name reopens Bob's socket, and Alice sees it at once
+      // (not after y-protocols' 15-30 s renewals).
+      const renamed = 'Bob B. Brook';
+      await bob.page.getByTestId('user-chip').click();
+      await bob.page.getByTestId('user-name-input').fill(renamed);
+      await bob.page.getByTestId('save-profile').click();
+      await alice.page.getByRole('img', { name: renamed, exact: true }).waitFor({ timeout: 5_000 });
+      await bob.page.locator('.ProseMirror p', { hasText: 'Bob:' }).click();
+      await alice.page.locator('.collaboration-carets__label', { hasText: renamed }).waitFor({ timeout: 5_000 });
+      assert.equal(await alice.page.getByRole('img', { name: BOB.name, exact: true }).count(), 0, 'the old name is gone');
+      // Bob's new socket shows Alice again at once too.
+      await bob.page.getByRole('img', { name: ALICE.name, exact: true }).waitFor({ timeout: 5_000 });
+
       await Promise.all([waitForSaveState(alice.page, 'saved'), waitForSaveState(bob.page, 'saved')]);
       await closeAll();
     });

@@ -1,6 +1,8 @@
 //! The REST API, typed. Errors come back as `{"error":{"code","message"}}`.
 
+/** An account in a document now, as the server bound it to its socket. */
 export interface Presence {
+  id: string;
   name: string;
   color: string;
 }

@@ -1,5 +1,7 @@
 //! The person using this browser, shared by every page: the signed-in
-//! account's name and colour, which presence (carets, avatars) shows.
+//! account's id, name and colour, which presence (carets, avatars) shows.
+//! The keys are in the order the server writes them when it binds presence
+//! to the account, so the server relays our state as sent.
 
 import { createContext, useContext, useMemo, type ReactNode } from 'react';
 
@@ -14,7 +16,10 @@ const IdentityContext = createContext<IdentityValue | null>(null);
 
 export function IdentityProvider({ children }: { children: ReactNode }) {
   const account = useAccount();
-  const value = useMemo(() => ({ identity: { name: account.name, color: account.color } }), [account.name, account.color]);
+  const value = useMemo(
+    () => ({ identity: { id: account.id, name: account.name, color: account.color } }),
+    [account.id, account.name, account.color],
+  );
   return <IdentityContext.Provider value={value}>{children}</IdentityContext.Provider>;
 }
 

@@ -23,7 +23,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, StateVector, Transact};
 
 use crate::appender::AppendRequest;
-use crate::awareness::{Awareness, RelayPayload};
+use crate::awareness::{self, Awareness, RelayPayload};
 use crate::compaction::{self, CompactionResult};
 use crate::content::{Content, Failure, Settled, Trust};
 use crate::heal::{HealCause, HealTracker};
@@ -762,8 +762,9 @@ impl DocActor {
                     }
                 };
                 let cfg = &self.hub.config;
+                let identity = self.conns.get(&conn).and_then(|c| c.opts.identity.as_ref());
                 let applied = self.awareness.apply(
-                    Some(conn),
+                    awareness::Source::Session { conn, identity },
                     &update,
                     cfg.max_awareness_state_bytes,
                     cfg.max_awareness_clients_per_session,
@@ -1162,13 +1163,23 @@ impl DocActor {
                         };
                         let cfg = &self.hub.config;
                         let applied = self.awareness.apply(
-                            None,
+                            awareness::Source::Bus,
                             &update,
                             cfg.max_awareness_state_bytes,
                             usize::MAX,
                         );
-                        if applied.relay.is_some() {
-                            self.broadcast(&encode_awareness(&a), None);
+                        if applied.refused > 0 {
+                            metrics::counter!(m::AWARENESS_REFUSED_TOTAL)
+                                .increment(applied.refused as u64);
+                        }
+                        match applied.relay {
+                            None => {}
+                            Some(RelayPayload::Unchanged) => {
+                                self.broadcast(&encode_awareness(&a), None)
+                            }
+                            Some(RelayPayload::Filtered(v)) => {
+                                self.broadcast(&encode_awareness(&v), None)
+                            }
                         }
                     }
                     BusPayload::Committed { covers } => {

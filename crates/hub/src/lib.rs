@@ -140,6 +140,10 @@ pub struct JoinOptions {
     /// what its owner's storage quota leaves. Updates past it are refused
     /// (4413) with a reason saying so.
     pub quota_bytes: Option<usize>,
+    /// The account the session's presence belongs to: the `user` field of
+    /// every awareness state it sends is replaced by this one's. `None`
+    /// (tests, the load generator) leaves states as sent.
+    pub identity: Option<Identity>,
 }
 
 impl Default for JoinOptions {
@@ -149,8 +153,20 @@ impl Default for JoinOptions {
             can_write: true,
             principal: None,
             quota_bytes: None,
+            identity: None,
         }
     }
+}
+
+/// Who a session's presence shows, taken from the signed-in account (plain
+/// data: the hub knows no accounts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: UserId,
+    /// Display name.
+    pub name: String,
+    /// Presence colour, `#rrggbb`.
+    pub color: String,
 }
 
 /// The user and sign-in a session was opened under. Opaque ids: the hub
@@ -202,11 +218,14 @@ pub struct LiveSession {
     pub can_write: bool,
 }
 
-/// A present user, read from an awareness state's `user` field.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A present account, read from the `user` field the hub bound to an
+/// awareness state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Presence {
+    pub id: UserId,
     pub name: String,
-    pub color: Option<String>,
+    /// `#rrggbb`.
+    pub color: String,
 }
 
 /// Cheap-clone handle to the node's live documents.
@@ -302,7 +321,8 @@ impl Hub {
             .len()
     }
 
-    /// Who is in a document now (empty when it is not live here).
+    /// Who is in a document now, one entry per account (empty when it is
+    /// not live here).
     pub async fn presence(&self, doc: &DocId) -> Vec<Presence> {
         let Some(handle) = self.handle(doc) else {
             return Vec::new();

@@ -81,7 +81,7 @@ pub fn describe() {
     );
     describe_counter!(
         AWARENESS_REFUSED_TOTAL,
-        "Awareness entries refused (spoofed id, too large)"
+        "Awareness entries refused (client id owned by another session, too many ids, too large, not a JSON object)"
     );
     describe_counter!(BUS_MESSAGES_IN_TOTAL, "Messages received from other nodes");
     describe_counter!(BUS_MESSAGES_OUT_TOTAL, "Messages published to other nodes");

@@ -40,6 +40,8 @@ pub struct DocumentView {
     title: String,
     created_at: UnixMillis,
     updated_at: UnixMillis,
+    /// The accounts in the document now, as the hub bound their presence to
+    /// the sign-in of their sockets: one entry per account.
     present: Vec<Presence>,
     /// The asking user's role.
     role: DocRole,

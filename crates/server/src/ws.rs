@@ -112,6 +112,12 @@ async fn admit(
             auth_session: me.session.clone(),
         }),
         quota_bytes: None,
+        // Presence shows the account, whatever the client claims to be.
+        identity: Some(quire_hub::Identity {
+            user: me.user.id.clone(),
+            name: me.user.name.clone(),
+            color: me.user.color.clone(),
+        }),
     };
     // Join before upgrading: a document that cannot be loaded refuses the
     // connection with an HTTP error instead of accepting a socket it cannot

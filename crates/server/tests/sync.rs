@@ -97,7 +97,11 @@ async fn awareness_propagates_including_the_sender_and_is_removed_on_close() {
     b.wait_synced().await;
     a.edit(|t| t.get_or_insert_text("t").insert(t, 0, "hi"));
     a.wait_acked(2).await; // the document now exists in the store
-    a.set_awareness(1001, 1, r##"{"user":{"name":"Ada","color":"#f00"}}"##);
+    a.set_awareness(
+        1001,
+        1,
+        r##"{"user":{"name":"Ada","color":"#f00"},"tab":"a"}"##,
+    );
     within(
         "b sees Ada",
         b.state.wait_for(|s| s.awareness.contains_key(&1001)),
@@ -111,11 +115,12 @@ async fn awareness_propagates_including_the_sender_and_is_removed_on_close() {
     )
     .await
     .unwrap();
-    // The documents API shows who is present.
+    // The documents API shows who is present: the account, whatever name
+    // the state claimed (tests/presence.rs has the rest).
     let list: serde_json::Value = reqwest_get(&server.http("/api/documents/presence")).await;
-    assert_eq!(list["document"]["present"][0]["name"], "Ada", "{list}");
+    assert_eq!(list["document"]["present"][0]["name"], "Owner", "{list}");
     // b may not spoof a's client id.
-    b.set_awareness(1001, 5, r#"{"user":{"name":"Mallory"}}"#);
+    b.set_awareness(1001, 5, r#"{"user":{"name":"Mallory"},"tab":"b"}"#);
     b.set_awareness(2002, 1, r#"{"user":{"name":"Bo"}}"#);
     within(
         "a sees Bo",
@@ -123,7 +128,7 @@ async fn awareness_propagates_including_the_sender_and_is_removed_on_close() {
     )
     .await
     .unwrap();
-    assert!(a.snapshot().awareness[&1001].contains("Ada"));
+    assert!(a.snapshot().awareness[&1001].contains(r#""tab":"a""#));
     // Closing a removes Ada for b without any timeout.
     a.close();
     drop(a);

@@ -1,12 +1,18 @@
-//! Who is here: the local user's identity and the presence list.
+//! Who is here: the people whose presence the server vouches for.
 //!
-//! Until accounts exist, a person picks a name once; it is kept in
-//! localStorage and published as the awareness `user` field, which Tiptap's
-//! caret extension and the server's document list both read.
+//! The server replaces the awareness `user` field of every state with the
+//! `{ id, name, color }` of the account whose socket sent it
+//! (docs/protocol.md), so a state is shown as a person only when its `user`
+//! has that shape: a state without a server-bound id (an older server, some
+//! other client) is nobody's avatar or caret. The local user's own state is
+//! built from the account (identity.tsx), in the key order the server
+//! writes, so that the server relays it as sent.
 
 import type { Awareness } from 'y-protocols/awareness';
 
+/** A signed-in account as presence shows it. */
 export interface UserIdentity {
+  id: string;
   name: string;
   /** #rrggbb: Tiptap's caret extension only accepts this form. */
   color: string;
@@ -23,53 +29,32 @@ export const PALETTE = [
   '#1e6fd9', '#00838f', '#00796b', '#2e7d32', '#6b8e23', '#a0522d',
 ];
 
-const ANIMALS = ['Otter', 'Heron', 'Lynx', 'Badger', 'Falcon', 'Marten', 'Ibex', 'Puffin', 'Wren', 'Fox', 'Hare', 'Orca'];
-const ADJECTIVES = ['Curious', 'Quiet', 'Bright', 'Nimble', 'Brave', 'Calm', 'Keen', 'Merry', 'Swift', 'Witty'];
-
-const STORAGE_KEY = 'quire:user';
-
-function pick<T>(items: readonly T[], random: () => number): T {
-  return items[Math.floor(random() * items.length) % items.length]!;
+/** The account a presence entry (an awareness `user` field, or the API's `present`) names, if it names one. */
+export function verifiedUser(user: unknown): UserIdentity | null {
+  if (typeof user !== 'object' || user === null) return null;
+  const u = user as Record<string, unknown>;
+  if (typeof u.id !== 'string' || u.id.length === 0) return null;
+  if (typeof u.name !== 'string' || u.name.trim().length === 0) return null;
+  if (typeof u.color !== 'string' || !/^#[0-9a-fA-F]{6}$/.test(u.color)) return null;
+  return { id: u.id, name: u.name, color: u.color };
 }
 
-export function randomIdentity(random: () => number = Math.random): UserIdentity {
-  return { name: `${pick(ADJECTIVES, random)} ${pick(ANIMALS, random)}`, color: pick(PALETTE, random) };
+/** Whether an awareness state belongs to a verified account. */
+export function isVerifiedState(state: unknown): boolean {
+  return typeof state === 'object' && state !== null && verifiedUser((state as { user?: unknown }).user) !== null;
 }
 
-export function isValidIdentity(value: unknown): value is UserIdentity {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.name === 'string' &&
-    v.name.trim().length > 0 &&
-    typeof v.color === 'string' &&
-    /^#[0-9a-fA-F]{6}$/.test(v.color)
-  );
-}
-
-export function normalizeName(name: string): string {
-  return name.replace(/\s+/g, ' ').trim().slice(0, 40);
-}
-
-/** The stored identity, or a fresh random one (stored) and `isNew: true`. */
-export function loadIdentity(storage: Storage = localStorage): { identity: UserIdentity; isNew: boolean } {
-  try {
-    const parsed: unknown = JSON.parse(storage.getItem(STORAGE_KEY) ?? 'null');
-    if (isValidIdentity(parsed)) return { identity: { name: normalizeName(parsed.name), color: parsed.color }, isNew: false };
-  } catch {
-    // Corrupt entry: fall through and replace it.
+/** Verified entries only, one per account, in the given order. */
+export function verifiedPeople<T>(people: readonly T[]): (T & UserIdentity)[] {
+  const seen = new Set<string>();
+  const out: (T & UserIdentity)[] = [];
+  for (const person of people) {
+    const user = verifiedUser(person);
+    if (!user || seen.has(user.id)) continue;
+    seen.add(user.id);
+    out.push(person as T & UserIdentity);
   }
-  const identity = randomIdentity();
-  saveIdentity(identity, storage);
-  return { identity, isNew: true };
-}
-
-export function saveIdentity(identity: UserIdentity, storage: Storage = localStorage): void {
-  try {
-    storage.setItem(STORAGE_KEY, JSON.stringify(identity));
-  } catch {
-    // Storage full or disabled: the name simply won't persist.
-  }
+  return out;
 }
 
 export function initials(name: string): string {
@@ -79,21 +64,15 @@ export function initials(name: string): string {
 }
 
 /**
- * Everyone in the document, self first, one entry per person: two tabs of the
- * same person (same name and colour) show as one avatar.
+ * Everyone in the document, self first, one entry per account: two tabs of
+ * the same person show as one avatar (and one of your own other tabs is you).
  */
-export function peersFromAwareness(awareness: Awareness): Peer[] {
+export function peersFromAwareness(awareness: Pick<Awareness, 'clientID' | 'getStates'>): Peer[] {
   const self = awareness.clientID;
-  const seen = new Set<string>();
-  const peers: Peer[] = [];
   const entries = [...awareness.getStates().entries()].sort(([a], [b]) => (a === self ? -1 : b === self ? 1 : a - b));
-  for (const [clientId, state] of entries) {
-    const user: unknown = state?.user;
-    if (!isValidIdentity(user)) continue;
-    const key = `${user.name}\u0000${user.color}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    peers.push({ clientId, name: user.name, color: user.color, isSelf: clientId === self });
-  }
-  return peers;
+  const people = entries.flatMap(([clientId, state]) => {
+    const user = verifiedUser(state?.user);
+    return user ? [{ ...user, clientId, isSelf: clientId === self }] : [];
+  });
+  return verifiedPeople(people);
 }

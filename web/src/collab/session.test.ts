@@ -1,6 +1,9 @@
 import 'fake-indexeddb/auto';
 
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
 
 import { deriveSaveState } from './saveState';
@@ -16,7 +19,7 @@ function open(server: FakeServer, extra: Partial<SessionOptions> = {}) {
   const session = new CollabSession({
     docId: 'doc1',
     wsBase: 'ws://quire.test/ws',
-    user: { name: 'Ada', color: '#1e6fd9' },
+    user: { id: 'u-ada', name: 'Ada', color: '#1e6fd9' },
     WebSocketImpl: server.socketClass(),
     localStore: null,
     disableBroadcastChannel: true,
@@ -170,6 +173,63 @@ describe('CollabSession against a fake server', () => {
     session.retry();
     await flush();
     expect(kind(session)).toBe('saved');
+  });
+
+  it('reconnects when the account is renamed, since the server binds presence at connect', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session } = open(server);
+    await session.start();
+    await flush();
+    session.setUser({ id: 'u-ada', name: 'Ada', color: '#1e6fd9' }); // unchanged
+    await flush();
+    expect(server.sockets).toHaveLength(1);
+    // The editor's caret extension publishes the new name first (React runs
+    // the child's effect before the page's); the session must still reconnect.
+    session.awareness.setLocalStateField('user', { id: 'u-ada', name: 'Ada L.', color: '#1e6fd9' });
+
+    session.setUser({ id: 'u-ada', name: 'Ada L.', color: '#1e6fd9' });
+    await flush();
+    expect(server.sockets).toHaveLength(2);
+    expect(server.openSockets).toEqual([server.sockets[1]]);
+    // The new socket announces the new name.
+    const heard = new awarenessProtocol.Awareness(new Y.Doc());
+    for (const frame of server.sockets[1]!.received) {
+      const decoder = decoding.createDecoder(frame);
+      if (decoding.readVarUint(decoder) !== 1) continue;
+      awarenessProtocol.applyAwarenessUpdate(heard, decoding.readVarUint8Array(decoder), null);
+    }
+    expect(heard.getStates().get(session.doc.clientID)?.user).toEqual({ id: 'u-ada', name: 'Ada L.', color: '#1e6fd9' });
+    expect(kind(session)).toBe('saved');
+  });
+
+  it('shows the others again as soon as a new socket hands over their presence', async () => {
+    const server = new FakeServer();
+    server.autoAck = true;
+    const { session, clock } = open(server);
+    await session.start();
+    await flush();
+    // Bob, as the server relays him: the same frame before and after.
+    const bob = new awarenessProtocol.Awareness(new Y.Doc());
+    bob.setLocalState({ user: { id: 'u-bob', name: 'Bob', color: '#2e7d32' } });
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, 1);
+    encoding.writeVarUint8Array(encoder, awarenessProtocol.encodeAwarenessUpdate(bob, [bob.clientID]));
+    const frame = encoding.toUint8Array(encoder);
+    server.openSockets[0]!.send(frame);
+    await flush();
+    expect(session.awareness.getStates().has(bob.clientID)).toBe(true);
+
+    server.dropAll(1006);
+    await flush();
+    expect(session.awareness.getStates().has(bob.clientID)).toBe(false);
+    clock.advance(300);
+    await flush();
+    expect(server.openSockets).toHaveLength(1);
+    server.openSockets[0]!.send(frame);
+    await flush();
+    expect(session.awareness.getStates().get(bob.clientID)?.user.name).toBe('Bob');
+    bob.destroy();
   });
 
   it('drops the socket when the browser goes offline and returns when it is back', async () => {

@@ -98,6 +98,8 @@ export class CollabSession {
   private beforeRemoteChange: (() => void) | null = null;
   private started = false;
   private destroyed = false;
+  /** The account presence shows, as last given (see setUser). */
+  private user: UserIdentity;
 
   constructor(options: SessionOptions) {
     this.docId = options.docId;
@@ -150,7 +152,10 @@ export class CollabSession {
 
     this.provider.on('status', ({ status }) => {
       if (status === 'connecting') this.dispatch({ type: 'connecting' });
-      else if (status === 'connected') this.dispatch({ type: 'open' });
+      else if (status === 'connected') {
+        this.forgetDepartedPeers();
+        this.dispatch({ type: 'open' });
+      }
     });
     this.provider.on('sync', (synced: boolean) => {
       if (!synced) return;
@@ -166,6 +171,7 @@ export class CollabSession {
       this.dispatch({ type: 'local-change', socketCanCarry: this.socketOpen() });
     });
 
+    this.user = options.user;
     this.provider.awareness.setLocalStateField('user', options.user);
 
     const makeStore = options.localStore === undefined ? indexedDbStore : options.localStore;
@@ -226,8 +232,20 @@ export class CollabSession {
     this.beforeRemoteChange = hook;
   }
 
+  /**
+   * Publishes a changed name or colour. The server binds presence to the
+   * account as it was when the socket opened, so an open socket is replaced
+   * by one opened now (one sync round trip; a rename is rare).
+   */
   setUser(user: UserIdentity): void {
+    // Compared with what this session was given, not with the awareness
+    // state: the editor's caret extension may have published it already.
+    const changed = !sameUser(this.user, user);
+    this.user = user;
     this.provider.awareness.setLocalStateField('user', user);
+    if (!changed || !this.provider.wsconnected || this.state.error) return;
+    this.provider.disconnect();
+    this.connectNow();
   }
 
   destroy(): void {
@@ -239,6 +257,19 @@ export class CollabSession {
     void this.localStore?.destroy();
     this.doc.destroy();
     this.listeners.clear();
+  }
+
+  /**
+   * y-websocket drops the others' presence when its socket closes but keeps
+   * their clocks, so the states the server hands the next socket (the same
+   * clocks) would be ignored until each person renews theirs (15 s).
+   * Forgetting the clocks of those no longer shown lets them appear at once.
+   */
+  private forgetDepartedPeers(): void {
+    const { awareness } = this.provider;
+    for (const id of [...awareness.meta.keys()]) {
+      if (id !== awareness.clientID && !awareness.states.has(id)) awareness.meta.delete(id);
+    }
   }
 
   private socketOpen(): boolean {
@@ -302,4 +333,8 @@ export class CollabSession {
     this.state = next;
     for (const listener of this.listeners) listener();
   }
+}
+
+function sameUser(a: UserIdentity, b: UserIdentity): boolean {
+  return a.id === b.id && a.name === b.name && a.color === b.color;
 }

@@ -1,6 +1,8 @@
 import { initials } from '../collab/awareness';
 
 export interface AvatarPerson {
+  /** The account: one avatar per account. */
+  id: string;
   name: string;
   color: string;
   isSelf?: boolean;
@@ -23,8 +25,8 @@ export function AvatarStack({ people, max = 4, size = 'md', label }: { people: A
   const names = people.map((p) => (p.isSelf ? `${p.name} (you)` : p.name)).join(', ');
   return (
     <div className="avatar-stack" role="group" aria-label={`${label}: ${names}`}>
-      {shown.map((p, i) => (
-        <Avatar key={`${p.name}-${p.color}-${i}`} person={p} size={size} />
+      {shown.map((p) => (
+        <Avatar key={p.id} person={p} size={size} />
       ))}
       {rest > 0 && (
         <span className={`avatar avatar-${size} avatar-more`} title={names}>

@@ -57,7 +57,7 @@ export function UserChip() {
     }
   };
 
-  const person = { name: account.name, color: account.color, isSelf: true };
+  const person = { id: account.id, name: account.name, color: account.color, isSelf: true };
   return (
     <div className="user-chip" ref={rootRef}>
       <button

@@ -1,17 +1,18 @@
 //! The editor's schema and behaviour: StarterKit (minus its own history,
 //! which would undo other people's edits), task lists, Yjs collaboration,
-//! labelled carets, word count, our extra shortcuts, and the guard that
-//! keeps the user's selection through other people's edits (pageSelection.ts).
+//! labelled carets of verified accounts (carets.ts), word count, our extra
+//! shortcuts, and the guard that keeps the user's selection through other
+//! people's edits (pageSelection.ts).
 
 import { Extension, type AnyExtension } from '@tiptap/core';
 import Collaboration from '@tiptap/extension-collaboration';
-import CollaborationCaret from '@tiptap/extension-collaboration-caret';
 import { TaskItem, TaskList } from '@tiptap/extension-list';
 import { CharacterCount, Placeholder } from '@tiptap/extensions';
 import StarterKit from '@tiptap/starter-kit';
 
 import type { UserIdentity } from '../collab/awareness';
 import { EDITOR_FIELD, type CollabSession } from '../collab/session';
+import { VerifiedCarets } from './carets';
 import { PageSelection } from './pageSelection';
 
 export interface ShortcutOptions {
@@ -55,7 +56,7 @@ export function buildExtensions(session: CollabSession, user: UserIdentity, onLi
     TaskList,
     TaskItem.configure({ nested: true }),
     Collaboration.configure({ document: session.doc, field: EDITOR_FIELD }),
-    CollaborationCaret.configure({ provider: session.provider, user }),
+    VerifiedCarets.configure({ provider: session.provider, user }),
     CharacterCount,
     Placeholder.configure({ placeholder: 'Start writing…' }),
     QuireShortcuts.configure({ onLink }),

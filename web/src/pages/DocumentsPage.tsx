@@ -2,7 +2,8 @@
 
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 
-import { ApiError, UNTITLED, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta } from '../api';
+import { ApiError, UNTITLED, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta, type Presence } from '../api';
+import { verifiedPeople } from '../collab/awareness';
 import { clearLocalCopy } from '../collab/localCopy';
 import { AvatarStack } from '../components/Avatars';
 import { ConfirmDialog } from '../components/ConfirmDialog';
@@ -179,7 +180,7 @@ export function DocumentsPage() {
                   {relativeTime(doc.updatedAt)}
                 </time>
                 <span className="doc-present">
-                  {doc.present.length > 0 ? <AvatarStack people={doc.present} size="sm" max={3} label="In this document now" /> : <span className="muted">—</span>}
+                  <PresentNow present={doc.present} />
                 </span>
                 <span className="doc-actions">
                   <button
@@ -279,7 +280,7 @@ function SharedWithMe({ query }: { query: string }) {
                 {relativeTime(doc.updatedAt)}
               </time>
               <span className="doc-present">
-                {doc.present.length > 0 ? <AvatarStack people={doc.present} size="sm" max={3} label="In this document now" /> : <span className="muted">—</span>}
+                <PresentNow present={doc.present} />
               </span>
               <span className="doc-role" data-testid="shared-role">
                 {doc.role ? ROLE_LABEL[doc.role] : ''}
@@ -342,4 +343,10 @@ function RenameForm({ doc, onDone, onCancel }: { doc: DocumentMeta; onDone(doc: 
       )}
     </form>
   );
+}
+
+/** Who is in a document now: the accounts the server lists, one avatar each. */
+function PresentNow({ present }: { present: Presence[] }) {
+  const people = verifiedPeople(present);
+  return people.length > 0 ? <AvatarStack people={people} size="sm" max={3} label="In this document now" /> : <span className="muted">—</span>;
 }

@@ -106,6 +106,8 @@ export class FakeServer {
 export class ServerSide {
   open = false;
   updatesReceived = 0;
+  /** Frames this socket received. */
+  readonly received: Uint8Array[] = [];
   constructor(
     readonly server: FakeServer,
     readonly client: any,
@@ -153,6 +155,7 @@ export class ServerSide {
   receive(bytes: Uint8Array) {
     if (!this.open) return;
     this.server.received.push(bytes);
+    this.received.push(bytes);
     const decoder = decoding.createDecoder(bytes);
     const type = decoding.readVarUint(decoder);
     if (type === 0) {

@@ -26,6 +26,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use smallvec::SmallVec;
+
 use crate::update_scan::{Content, Id, MAX_NESTING, Parent, Refusal, Scan, Struct};
 
 /// What a run of clocks holds.
@@ -56,14 +58,14 @@ struct Run {
 #[derive(Debug, Default)]
 struct Runs {
     start: u32,
-    runs: Vec<Run>,
+    runs: SmallVec<[Run; 1]>,
 }
 
 impl Runs {
     fn starting_at(start: u32) -> Self {
         Runs {
             start,
-            runs: Vec::new(),
+            runs: SmallVec::new(),
         }
     }
 
@@ -92,17 +94,18 @@ impl Runs {
     }
 }
 
-/// Every item of one document, by client, in runs.
+/// Every item of one document, by client, in runs. (hashbrown's default
+/// hasher, randomly seeded, costs a fraction of SipHash on every update.)
 #[derive(Debug, Default)]
 pub struct ItemIndex {
-    clients: HashMap<u64, Runs>,
+    clients: hashbrown::HashMap<u64, Runs>,
 }
 
 /// What an update adds, ready to [`ItemIndex::commit`].
 #[derive(Debug, Default)]
 pub struct Admission {
     /// New runs, per client in clock order.
-    staged: HashMap<u64, Runs>,
+    staged: Staged,
     /// Estimated memory of the new structs (what the document already held
     /// costs nothing again).
     pub new_cost: u64,
@@ -123,6 +126,54 @@ enum Step {
     Wait(Id),
 }
 
+/// New runs by client: a list (an update usually holds one or two
+/// clients), indexed once it grows, so a crafted update with many clients
+/// stays linear.
+#[derive(Debug, Default)]
+struct Staged {
+    runs: SmallVec<[(u64, Runs); 1]>,
+    by_client: hashbrown::HashMap<u64, usize>,
+}
+
+impl Staged {
+    const LIST: usize = 8;
+
+    fn get(&self, client: u64) -> Option<&Runs> {
+        if self.runs.len() <= Self::LIST {
+            self.runs.iter().find(|(c, _)| *c == client).map(|(_, r)| r)
+        } else {
+            self.by_client.get(&client).map(|&i| &self.runs[i].1)
+        }
+    }
+
+    fn get_or_start(&mut self, client: u64, start: u32) -> &mut Runs {
+        let found = if self.runs.len() <= Self::LIST {
+            self.runs.iter().position(|(c, _)| *c == client)
+        } else {
+            self.by_client.get(&client).copied()
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.runs.push((client, Runs::starting_at(start)));
+                let i = self.runs.len() - 1;
+                if self.runs.len() == Self::LIST + 1 {
+                    self.by_client = self
+                        .runs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (c, _))| (*c, i))
+                        .collect();
+                } else if self.runs.len() > Self::LIST + 1 {
+                    self.by_client.insert(client, i);
+                }
+                i
+            }
+        };
+        &mut self.runs[i].1
+    }
+}
+
 impl ItemIndex {
     /// Clocks of `client` held (every clock below this one).
     pub fn end(&self, client: u64) -> u32 {
@@ -138,6 +189,22 @@ impl ItemIndex {
     /// already, or has its parent (and its client's earlier clocks) held or
     /// in the same update. Changes nothing; [`commit`](Self::commit) does.
     pub fn admit(&self, scan: &Scan) -> Result<Admission, Blocked> {
+        // Most updates are one client's own edits, each struct resolving
+        // in order: try that first, without building any queue.
+        let mut a = Admission::default();
+        let mut in_order = true;
+        for s in &scan.structs {
+            match self.step(s, &mut a).map_err(Blocked::Refused)? {
+                Step::Done => {}
+                Step::Wait(_) => {
+                    in_order = false;
+                    break;
+                }
+            }
+        }
+        if in_order {
+            return Ok(a);
+        }
         let mut a = Admission::default();
         // Each client's structs in encoded order (yrs keeps the same order,
         // appending a client listed twice to its first list).
@@ -186,7 +253,7 @@ impl ItemIndex {
 
     /// Adds what [`admit`](Self::admit) staged.
     pub fn commit(&mut self, a: Admission) {
-        for (client, staged) in a.staged {
+        for (client, staged) in a.staged.runs {
             let held = self.clients.entry(client).or_default();
             debug_assert_eq!(held.end(), staged.start);
             let mut start = staged.start;
@@ -198,7 +265,7 @@ impl ItemIndex {
     }
 
     fn end_with(&self, a: &Admission, client: u64) -> u32 {
-        match a.staged.get(&client) {
+        match a.staged.get(client) {
             Some(staged) => staged.end(),
             None => self.end(client),
         }
@@ -209,7 +276,7 @@ impl ItemIndex {
         if id.clock < held.map_or(0, Runs::end) {
             return held.and_then(|r| r.at(id.clock));
         }
-        a.staged.get(&id.client).and_then(|r| r.at(id.clock))
+        a.staged.get(id.client).and_then(|r| r.at(id.clock))
     }
 
     fn step(&self, s: &Struct, a: &mut Admission) -> Result<Step, Refusal> {
@@ -256,8 +323,7 @@ impl ItemIndex {
         let new_len = s.len - offset;
         a.new_cost += s.cost * u64::from(new_len) / u64::from(s.len);
         a.staged
-            .entry(client)
-            .or_insert_with(|| Runs::starting_at(end))
+            .get_or_start(client, end)
             .push(new_len, parent_depth, kind);
         Ok(Step::Done)
     }

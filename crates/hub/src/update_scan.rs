@@ -33,6 +33,7 @@
 //! by bytes that are really there.
 
 use quire_protocol::MAX_CLIENT_ID;
+use smallvec::SmallVec;
 use yrs::encoding::read::{Cursor, Read};
 
 /// Deepest nesting allowed: of `Any` values (arrays and maps inside each
@@ -165,7 +166,8 @@ pub struct Struct {
 /// What an update holds, in the order it is encoded.
 #[derive(Debug, Default)]
 pub struct Scan {
-    pub structs: Vec<Struct>,
+    /// Inline for a keystroke's one or two structs.
+    pub structs: SmallVec<[Struct; 2]>,
     /// The update deletes something.
     pub deletes: bool,
 }

@@ -834,7 +834,10 @@ impl DocActor {
         let refused = if size > self.hub.config.max_document_bytes {
             Some(("document_too_large", "document size limit reached"))
         } else if quota.is_some_and(|q| size > q) {
-            Some(("quota", "storage quota reached: the document's owner has no room left"))
+            Some((
+                "quota",
+                "storage quota reached: the document's owner has no room left",
+            ))
         } else {
             None
         };

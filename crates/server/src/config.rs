@@ -365,6 +365,12 @@ pub struct ServeConfig {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, env = "QUIRE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Bearer token that `/metrics` requires (`Authorization: Bearer …`; at
+    /// least 16 characters). Unset, `/metrics` answers 404: the page names
+    /// the node and its load, which is not for every visitor.
+    #[arg(long, env = "QUIRE_METRICS_TOKEN", hide_env_values = true, value_parser = crate::ops::MetricsToken::parse)]
+    pub metrics_token: Option<crate::ops::MetricsToken>,
 }
 
 fn parse_node_id(s: &str) -> Result<String, String> {
@@ -526,6 +532,7 @@ mod tests {
             Err(ConfigError::SchemaWithoutPostgres)
         );
         assert!(Cli::try_parse_from(["quire", "serve", "--node-id", "a b"]).is_err());
+        assert!(Cli::try_parse_from(["quire", "serve", "--metrics-token", "short"]).is_err());
     }
 
     #[test]

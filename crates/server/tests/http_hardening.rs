@@ -6,10 +6,15 @@
 mod common;
 
 use common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
     within("request", req.send()).await.expect("request")
+}
+
+async fn json_body(resp: reqwest::Response) -> Value {
+    resp.json().await.expect("a JSON body")
 }
 
 #[tokio::test]
@@ -43,4 +48,61 @@ async fn every_html_path_carries_the_csp_and_is_revalidated() {
     }
     policies.dedup();
     assert_eq!(policies.len(), 1, "one policy for every HTML path");
+}
+
+#[tokio::test]
+async fn metrics_answer_only_the_operators_token() {
+    let server = TestServer::start().await;
+    let metrics = || http_client().get(server.http("/metrics"));
+    let wrong = "quire-test-metrics-tokeN";
+    for (what, req) in [
+        ("no credentials", metrics()),
+        (
+            "a wrong token of the same length",
+            metrics().bearer_auth(wrong),
+        ),
+        ("a prefix", metrics().bearer_auth(&METRICS_TOKEN[..10])),
+        (
+            "basic auth",
+            metrics().basic_auth("operator", Some(METRICS_TOKEN)),
+        ),
+        (
+            "a signed-in user",
+            server.owner.request(Method::GET, "/metrics"),
+        ),
+    ] {
+        let resp = send(req).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"metrics\""
+        );
+        let body = json_body(resp).await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bearer token"),
+            "{body}"
+        );
+    }
+    let text = send(metrics().bearer_auth(METRICS_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("quire_node_info"), "{text}");
+
+    // No token configured: there is no `/metrics` on this listener.
+    let closed = TestServer::start_with(|c| c.metrics_token = None).await;
+    for req in [
+        http_client().get(closed.http("/metrics")),
+        http_client()
+            .get(closed.http("/metrics"))
+            .bearer_auth(METRICS_TOKEN),
+    ] {
+        let resp = send(req).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(json_body(resp).await["error"]["code"], "not_found");
+    }
 }

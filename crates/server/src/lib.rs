@@ -183,6 +183,12 @@ pub fn app(state: AppState) -> Router {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     ))
+    // Clickjacking, for browsers that predate the CSP's frame-ancestors: no
+    // response of ours is ever meant to be framed, errors included.
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    ))
     .with_state(state)
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
     within("request", req.send()).await.expect("request")
@@ -48,6 +48,105 @@ async fn every_html_path_carries_the_csp_and_is_revalidated() {
     }
     policies.dedup();
     assert_eq!(policies.len(), 1, "one policy for every HTML path");
+}
+
+#[tokio::test]
+async fn every_route_class_forbids_framing() {
+    // One sign-in or sign-up per address (the owner's sign-up takes it), so
+    // that a rate-limited answer is among the responses checked.
+    let server = TestServer::start_with(|c| {
+        c.auth_burst = 1;
+        c.auth_period_ms = 60_000;
+    })
+    .await;
+    let owner = server.owner.clone();
+    let doc = owner.create_document("framed").await;
+    let mut checked: Vec<(String, reqwest::Response)> = Vec::new();
+    let get = |path: &str| http_client().get(server.http(path));
+    for (what, req, status) in [
+        // API: success, and each kind of error.
+        ("api", owner.request(Method::GET, "/api/documents"), 200),
+        ("api 401", get("/api/me"), 401),
+        (
+            "api 404",
+            owner.request(Method::GET, "/api/documents/none"),
+            404,
+        ),
+        (
+            "api 400",
+            owner
+                .request(Method::PATCH, &format!("/api/documents/{doc}"))
+                .json(&json!({ "title": "" })),
+            400,
+        ),
+        (
+            "api 403 (cross-site)",
+            http_client()
+                .post(server.http("/api/documents"))
+                .header("Cookie", &owner.access)
+                .header("Origin", "https://evil.example"),
+            403,
+        ),
+        ("api 405", owner.request(Method::PUT, "/api/documents"), 405),
+        (
+            "api 429",
+            http_client()
+                .post(server.http("/api/auth/login"))
+                .json(&json!({ "email": OWNER_EMAIL, "password": PASSWORD })),
+            429,
+        ),
+        // Operations.
+        ("health", get("/healthz"), 200),
+        ("readiness", get("/readyz"), 200),
+        ("metrics", get("/metrics").bearer_auth(METRICS_TOKEN), 200),
+        ("metrics 401", get("/metrics"), 401),
+        // HTML and assets.
+        ("html", get("/"), 200),
+        ("html file", get("/index.html"), 200),
+        ("html route", get("/d/framed"), 200),
+        ("asset 404", get("/assets/missing-0000.js"), 404),
+        // The socket route, without an upgrade and with a refused one.
+        ("ws without upgrade", get("/ws/framed"), 400),
+        (
+            "ws refused",
+            get("/ws/framed")
+                .header("Connection", "Upgrade")
+                .header("Upgrade", "websocket")
+                .header("Sec-WebSocket-Version", "13")
+                .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("Origin", "https://evil.example"),
+            403,
+        ),
+    ] {
+        let resp = send(req).await;
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        checked.push((what.to_string(), resp));
+    }
+    // A hashed asset, where the web app is built (`make test` builds it).
+    let shell = send(get("/")).await.text().await.unwrap();
+    if let Some(start) = shell.find("/assets/") {
+        let end = shell[start..].find('"').unwrap() + start;
+        let resp = send(get(&shell[start..end])).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        checked.push(("asset".into(), resp));
+    }
+    for (what, resp) in &checked {
+        assert_eq!(
+            resp.headers()
+                .get("x-frame-options")
+                .unwrap_or_else(|| panic!("{what}: no X-Frame-Options")),
+            "DENY",
+            "{what}"
+        );
+    }
+    // The upgrade's own answer too.
+    let (_ws, resp) = within(
+        "upgrade",
+        tokio_tungstenite::connect_async(owner.ws_request(&server.ws_url(&doc))),
+    )
+    .await
+    .expect("upgrade");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
 }
 
 #[tokio::test]

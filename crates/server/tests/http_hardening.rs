@@ -205,3 +205,79 @@ async fn metrics_answer_only_the_operators_token() {
         assert_eq!(json_body(resp).await["error"]["code"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn a_workspace_keeps_its_last_admin_and_creating_a_document_always_works() {
+    let server = TestServer::start().await;
+    let owner = server.owner.clone();
+    let me = json_body(send(owner.request(Method::GET, "/api/me")).await).await;
+    let personal = me["workspaces"][0]["id"].as_str().unwrap().to_string();
+    let create = || {
+        owner
+            .request(Method::POST, "/api/documents")
+            .json(&json!({ "title": "After" }))
+    };
+
+    // The sole admin leaving their personal workspace (which used to
+    // succeed, and made every document create answer 500 afterwards), or
+    // stepping down: refused, with what to do instead.
+    let leave = send(owner.request(
+        Method::DELETE,
+        &format!("/api/workspaces/{personal}/members/{}", owner.id),
+    ))
+    .await;
+    assert_eq!(leave.status(), StatusCode::CONFLICT);
+    let body = json_body(leave).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("make another member admin"),
+        "{body}"
+    );
+    let step_down = send(
+        owner
+            .request(Method::POST, &format!("/api/workspaces/{personal}/members"))
+            .json(&json!({ "email": OWNER_EMAIL, "role": "member" })),
+    )
+    .await;
+    assert_eq!(step_down.status(), StatusCode::CONFLICT);
+    let me = json_body(send(owner.request(Method::GET, "/api/me")).await).await;
+    assert_eq!(me["workspaces"][0]["role"], "admin");
+    assert_eq!(send(create()).await.status(), StatusCode::CREATED);
+
+    // Another admin may still remove them, leaving them in no workspace at
+    // all; their next document gets a new personal workspace, not an error.
+    let bob = server.user("bob@x.test", "Bob").await;
+    let added = send(
+        owner
+            .request(Method::POST, &format!("/api/workspaces/{personal}/members"))
+            .json(&json!({ "email": "bob@x.test", "role": "admin" })),
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::OK);
+    let removed = send(bob.request(
+        Method::DELETE,
+        &format!("/api/workspaces/{personal}/members/{}", owner.id),
+    ))
+    .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let me = json_body(send(owner.request(Method::GET, "/api/me")).await).await;
+    assert_eq!(me["workspaces"], json!([]));
+    let made = send(create()).await;
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made = json_body(made).await;
+    let me = json_body(send(owner.request(Method::GET, "/api/me")).await).await;
+    assert_eq!(me["workspaces"].as_array().unwrap().len(), 1);
+    assert_eq!(me["workspaces"][0]["role"], "admin");
+    assert_eq!(me["workspaces"][0]["name"], "Owner's workspace");
+    assert_eq!(made["document"]["workspace"], me["workspaces"][0]["id"]);
+    assert_ne!(made["document"]["workspace"], personal.as_str());
+    // Bob is now that workspace's only admin, and stays.
+    let leave = send(bob.request(
+        Method::DELETE,
+        &format!("/api/workspaces/{personal}/members/{}", bob.id),
+    ))
+    .await;
+    assert_eq!(leave.status(), StatusCode::CONFLICT);
+}

@@ -281,3 +281,71 @@ async fn a_workspace_keeps_its_last_admin_and_creating_a_document_always_works()
     .await;
     assert_eq!(leave.status(), StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn weak_passwords_are_refused_at_sign_up_with_advice() {
+    let server = TestServer::start_with(|c| c.auth_burst = 50).await;
+    let signup = |password: &str| {
+        http_client()
+            .post(server.http("/api/auth/signup"))
+            .json(&json!({ "email": "ada@x.test", "password": password, "name": "Ada Lovelace" }))
+    };
+    for (password, advice) in [
+        ("password", "This is a top-10 common password."),
+        (
+            "Password123!",
+            "This is similar to a commonly used password.",
+        ),
+        ("qwertyuiop", "This is a top-100 common password."),
+        // Built from the account's own email and name.
+        ("ada@x.test", "Add another word or two."),
+        ("adalovelace", "Add another word or two."),
+    ] {
+        let resp = send(signup(password)).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{password:?}");
+        let body = json_body(resp).await;
+        assert_eq!(body["error"]["code"], "bad_request");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("This password is too easy to guess."),
+            "{message}"
+        );
+        assert!(message.contains(advice), "{password:?}: {message}");
+    }
+    // Nothing was created: the address is still free for a strong password.
+    assert_eq!(send(signup(PASSWORD)).await.status(), StatusCode::CREATED);
+
+    // `quire user add` applies the same rule.
+    let dir = TestDataDir::new();
+    let add = |password: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quire"))
+            .args([
+                "user",
+                "add",
+                "--email",
+                "ops@x.test",
+                "--name",
+                "Ops",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = add("password");
+    assert!(!weak.status.success());
+    let stderr = String::from_utf8_lossy(&weak.stderr);
+    assert!(stderr.contains("top-10 common password"), "{stderr}");
+    let strong = add(PASSWORD);
+    assert!(
+        strong.status.success(),
+        "the weak attempt created nothing: {}",
+        String::from_utf8_lossy(&strong.stderr)
+    );
+}

@@ -147,6 +147,20 @@ async fn every_route_class_forbids_framing() {
     .await
     .expect("upgrade");
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
+
+    // A node that sheds load answers without its router: that 503 too.
+    let full = TestServer::start_with(|c| {
+        c.max_connections = 1;
+        c.http_header_timeout_secs = 60;
+    })
+    .await;
+    let conns = full.state.connections.clone();
+    wait_for("the owner's connections to close", || conns.open() == 0).await;
+    let _held = tokio::net::TcpStream::connect(full.addr).await.unwrap();
+    wait_for("the node to be full", || conns.open() == 1).await;
+    let shed = send(http_client().get(full.http("/healthz"))).await;
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.headers()["x-frame-options"], "DENY");
 }
 
 #[tokio::test]

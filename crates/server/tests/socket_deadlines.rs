@@ -53,6 +53,12 @@ async fn a_socket_that_stops_reading_is_dropped_at_the_write_deadline() {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
     let server =
         TestServer::start_with(|c| c.ws_write_timeout_secs = WRITE_TIMEOUT.as_secs()).await;
+    assert_eq!(
+        server
+            .metric("quire_limit", r#"name="ws_write_timeout_secs""#)
+            .await,
+        WRITE_TIMEOUT.as_secs_f64()
+    );
     let doc = server.owner.create_document("flood").await;
     let url = server.ws_url(&doc);
 
@@ -176,6 +182,13 @@ async fn a_socket_that_never_answers_pings_is_closed_at_the_pong_deadline() {
         c.pong_timeout_secs = Some(SILENCE.as_secs());
     })
     .await;
+    // The deadline is published beside what it bounds.
+    assert_eq!(
+        server
+            .metric("quire_limit", r#"name="pong_timeout_secs""#)
+            .await,
+        SILENCE.as_secs_f64()
+    );
     let doc = server.owner.create_document("quiet").await;
     let url = server.ws_url(&doc);
     // A stock client that only listens: it answers pings (tungstenite does,

@@ -40,6 +40,12 @@ HP_VERSION=${QUIRE_HOCUSPOCUS_VERSION:-3.4.4}
 YWS_VERSION=${QUIRE_YWS_VERSION:-0.1.1}
 YJS_VERSION=${QUIRE_YJS_VERSION:-^13.6.8}
 ACCOUNT=${QUIRE_BENCH_ACCOUNT:-bench@example.test:bench-password}
+# Quire serves /metrics only to its operator's bearer token; the generator
+# reads the server's own counters (connections, live documents) with it.
+# Both take it from the environment, which keeps it out of the recorded
+# command lines.
+QUIRE_METRICS_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export QUIRE_METRICS_TOKEN QUIRE_BENCH_METRICS_TOKEN=$QUIRE_METRICS_TOKEN
 TRACE="$ROOT/../shared/traces/automerge-paper.json.gz"
 ALL_SERVERS="quire y-websocket hocuspocus null"
 ALL_CASES="fanout saturate hot-document connections-spread connections-one connections-10k trace coldload burst soak"

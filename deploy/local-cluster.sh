@@ -10,6 +10,7 @@
 #   QUIRE_DATABASE_URL   (default postgres://postgres@127.0.0.1:5432/test)
 #   QUIRE_DATABASE_SCHEMA (default quire_local_cluster)
 #   QUIRE_REDIS_URL      (default redis://127.0.0.1:6379/)
+#   QUIRE_METRICS_TOKEN  (bearer token for each node's /metrics; default: random)
 #   NODES (default 3)  BASE_PORT (default 7421)  LISTEN (default 127.0.0.1:7420)
 #   QUIRE_BIN            (a built binary; default: cargo build --release)
 set -euo pipefail
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 export QUIRE_DATABASE_URL="${QUIRE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export QUIRE_DATABASE_SCHEMA="${QUIRE_DATABASE_SCHEMA:-quire_local_cluster}"
 export QUIRE_REDIS_URL="${QUIRE_REDIS_URL:-redis://127.0.0.1:6379/}"
+export QUIRE_METRICS_TOKEN="${QUIRE_METRICS_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
 NODES="${NODES:-3}"
 BASE_PORT="${BASE_PORT:-7421}"
 LISTEN="${LISTEN:-127.0.0.1:7420}"
@@ -79,6 +81,6 @@ awk -v ups="$upstreams" -v listen="$LISTEN" -v prefix="$run/nginx" '
 
 echo
 echo "Quire cluster: http://$LISTEN/  ($NODES nodes on ports $BASE_PORT..$((BASE_PORT + NODES - 1)), logs in $run)"
-echo "Metrics per node: curl http://127.0.0.1:$BASE_PORT/metrics"
+echo "Metrics per node: curl -H 'Authorization: Bearer $QUIRE_METRICS_TOKEN' http://127.0.0.1:$BASE_PORT/metrics"
 echo "Kill a node to see its clients move: kill ${pids[0]}   (Ctrl-C stops everything)"
 wait "${pids[@]}"

@@ -3,14 +3,16 @@
 
 import assert from 'node:assert/strict'
 import * as Y from 'yjs'
-import { startServer, quireTest as test } from './helpers/server.js'
+import { METRICS_TOKEN, startServer, quireTest as test } from './helpers/server.js'
 import { providerClient } from './helpers/clients.js'
 import { waitFor, docName, prng } from './helpers/wait.js'
 import { snapshot, sameState, assertSameContent, paragraph, heading, bulletList, bold, italic, link, el, text } from './helpers/content.js'
 
 /** Prometheus text → value of the first sample of `name` (labels ignored, summed). */
 async function metric (server, name) {
-  const body = await (await fetch(`${server.httpUrl}/metrics`)).text()
+  const response = await fetch(`${server.httpUrl}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })
+  assert.equal(response.status, 200, 'GET /metrics with the operator token')
+  const body = await response.text()
   let sum = null
   for (const line of body.split('\n')) {
     if (line.startsWith('#')) continue

@@ -40,6 +40,27 @@ test('signed out, every page asks to sign in; wrong passwords are refused', { ti
   await context.close();
 });
 
+test('sign-up refuses a weak password and shows the server\'s advice', { timeout: 60_000 }, async (t) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const person = { page, logs: [], user: { name: 'Weak' }, context };
+  people.push(/** @type {any} */ (person));
+  await withDiagnostics(t, () => people, () => server, async () => {
+    await page.goto(`${server.url}/signup`);
+    await page.getByLabel('Name').fill('Weak Password');
+    await page.getByLabel('Email').fill('weak@e2e.test');
+    await page.getByLabel('Password').fill('password');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    // zxcvbn's warning and suggestion, as the server wrote them.
+    await page.getByTestId('auth-error').getByText('This is a top-10 common password').waitFor();
+    assert.match(await page.getByTestId('auth-error').innerText(), /Add another word or two/);
+    await page.getByLabel('Password').fill('plum kettle sonata 42');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: 'Documents' }).waitFor({ timeout: 20_000 });
+  });
+  await context.close();
+});
+
 test('sign up, create a document, share it as viewer: the viewer finds it in "Shared with me" and cannot type', { timeout: 120_000 }, async (t) => {
   await withDiagnostics(t, () => people, () => server, async () => {
     const alice = await personContext(browser, ALICE);

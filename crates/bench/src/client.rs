@@ -217,6 +217,12 @@ pub struct TargetArgs {
     /// frame; it has no durable acks, so use `--no-acks` / `--flow observer`).
     #[arg(long, value_enum, default_value_t = Dialect::YWebsocket)]
     pub dialect: Dialect,
+    /// The bearer token of Quire's `/metrics` (its `--metrics-token`), for
+    /// the scenarios that report the server's own counters; without it
+    /// they report them as unknown. From the environment so that it stays
+    /// out of recorded command lines.
+    #[arg(long, env = "QUIRE_BENCH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl TargetArgs {
@@ -906,6 +912,7 @@ mod tests {
                 url: vec![format!("ws://{addr}")],
                 account: None,
                 dialect: Dialect::Hocuspocus,
+                metrics_token: None,
             };
             let target = args.target().await.unwrap();
             assert_eq!(target.url("d1", false), format!("ws://{addr}"));

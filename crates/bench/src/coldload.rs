@@ -392,8 +392,7 @@ pub struct Measured {
 /// Loads each document `--runs` times (see the module documentation).
 pub async fn measure(args: &MeasureArgs) -> anyhow::Result<Measured> {
     let expected = trace::load(&args.expect_trace)?.end_content;
-    let documents_live_before =
-        server_metric(&args.target.url[0], "quire_documents_live_now").await;
+    let documents_live_before = server_metric(&args.target, "quire_documents_live_now").await;
     let target = args.target.target().await?;
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let runs = args.runs.max(1);

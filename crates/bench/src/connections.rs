@@ -296,7 +296,7 @@ pub async fn measure(args: &ConnectionsArgs) -> anyhow::Result<ConnectionsReport
         }
     }
     let hold_s = held_from.elapsed().as_secs_f64();
-    let server_connections_gauge = server_metric(&args.target.url[0], "quire_connections").await;
+    let server_connections_gauge = server_metric(&args.target, "quire_connections").await;
     cmd_tx.send_replace(Cmd::Close);
     for t in tasks {
         let _ = t.await;
@@ -532,14 +532,21 @@ pub async fn settled_rss(p: &Proc, max: Duration) -> anyhow::Result<(u64, bool)>
     }
 }
 
-/// The sum of a metric's samples on the server's Prometheus `/metrics`
-/// (Quire's), or `None` where there is no such page or metric.
-pub async fn server_metric(ws_url: &str, name: &str) -> Option<f64> {
-    let origin = origin_of(ws_url).ok()?;
+/// The sum of a metric's samples on the first node's Prometheus `/metrics`
+/// (Quire's, read with `--metrics-token`), or `None` where there is no such
+/// page or metric, or it refuses us.
+pub async fn server_metric(target: &TargetArgs, name: &str) -> Option<f64> {
+    let origin = origin_of(&target.url[0]).ok()?;
     let host = origin.strip_prefix("http://")?.to_string();
+    let auth = target
+        .metrics_token
+        .as_deref()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(&host).await.ok()?;
-        let req = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.ok()?;

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
+use crate::client::TargetArgs;
 use crate::connections::server_metric;
 use crate::fanout::engine::{Delivery, Run, Samples};
 use crate::fanout::{FanoutArgs, Options};
@@ -77,10 +78,10 @@ const NODE_INFO_METRIC: &str = "quire_node_info";
 /// Compactions the server has counted: `None` where it has no such metrics
 /// page (the peers); 0 until the first one, while the counter is not on the
 /// page yet.
-async fn compactions(ws_url: &str) -> Option<f64> {
-    match server_metric(ws_url, COMPACTIONS_METRIC).await {
+async fn compactions(target: &TargetArgs) -> Option<f64> {
+    match server_metric(target, COMPACTIONS_METRIC).await {
         Some(c) => Some(c),
-        None => server_metric(ws_url, NODE_INFO_METRIC).await.map(|_| 0.0),
+        None => server_metric(target, NODE_INFO_METRIC).await.map(|_| 0.0),
     }
 }
 
@@ -184,10 +185,10 @@ pub async fn measure(args: &SoakArgs) -> anyhow::Result<SoakOutcome> {
         IntervalSamples(intervals.clone())
     })
     .await?;
-    let metrics_url = &f.target.url[0];
+    let server = &f.target;
     let whole = PhaseMeter::start(f.server_pid)?;
     let mut lap = PhaseMeter::start(f.server_pid)?;
-    let compactions_before = compactions(metrics_url).await;
+    let compactions_before = compactions(server).await;
     let mut rss_start_kib = None;
 
     let epoch = run.epoch();
@@ -210,7 +211,7 @@ pub async fn measure(args: &SoakArgs) -> anyhow::Result<SoakOutcome> {
         }
         let reading = Reading {
             usage,
-            compactions: compactions(metrics_url).await,
+            compactions: compactions(server).await,
         };
         eprintln!(
             "  {}",

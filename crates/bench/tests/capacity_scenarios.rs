@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const ACCOUNT: &str = "bench@quire.test:bench-password";
+/// The server's `--metrics-token`, which the generator presents to read the
+/// server's own counters.
+const METRICS_TOKEN: &str = "bench-test-metrics-token";
 
 /// An in-process Quire on `data_dir`; stop it with [`Server::stop`].
 struct Server {
@@ -37,6 +40,7 @@ impl Server {
         config.ws_connect_burst = 10_000;
         // A short replay still leaves a snapshot and a log tail.
         config.compact_after_updates = 16;
+        config.metrics_token = Some(quire_server::ops::MetricsToken::parse(METRICS_TOKEN).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::embedded(config).await.unwrap();
@@ -60,8 +64,16 @@ impl Server {
             target: TargetArgs,
         }
         let url = format!("ws://{}/ws", self.addr);
-        <Cli as clap::Parser>::parse_from(["quire-bench", "--url", &url, "--account", ACCOUNT])
-            .target
+        <Cli as clap::Parser>::parse_from([
+            "quire-bench",
+            "--url",
+            &url,
+            "--account",
+            ACCOUNT,
+            "--metrics-token",
+            METRICS_TOKEN,
+        ])
+        .target
     }
 
     async fn stop(self) {

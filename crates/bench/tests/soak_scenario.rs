@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
+const METRICS_TOKEN: &str = "soak-test-metrics-token";
 
 #[derive(Parser)]
 struct Cli {
@@ -29,6 +30,8 @@ async fn a_short_soak_through_quire_reports_every_interval() {
     config.data_dir = tmp.path().join("data");
     config.insecure_fast_password_hashing = true;
     config.compact_after_updates = 20;
+    // The generator reads the compaction counter on `/metrics` with it.
+    config.metrics_token = Some(quire_server::ops::MetricsToken::parse(METRICS_TOKEN).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     let state = AppState::embedded(config).await.unwrap();
@@ -64,6 +67,8 @@ async fn a_short_soak_through_quire_reports_every_interval() {
         "10",
         "--server-pid",
         &pid,
+        "--metrics-token",
+        METRICS_TOKEN,
     ])
     .args;
     let o = tokio::time::timeout(TIMEOUT, soak::measure(&args))

@@ -37,6 +37,9 @@ pub enum CloseCode {
     Forbidden,
     /// 4404: the document does not exist (or was deleted).
     NotFound,
+    /// 4408: the client sent nothing, not even a pong, for the silence
+    /// deadline (a dead peer, or one that ignores pings).
+    PongTimeout,
     /// 4409: the user's rights on the document changed; reconnect to get
     /// the new ones.
     AccessChanged,
@@ -58,6 +61,7 @@ impl CloseCode {
             CloseCode::Unauthorized => 4401,
             CloseCode::Forbidden => 4403,
             CloseCode::NotFound => 4404,
+            CloseCode::PongTimeout => 4408,
             CloseCode::AccessChanged => 4409,
             CloseCode::DocumentTooLarge => 4413,
             CloseCode::TooSlow => 4429,
@@ -76,6 +80,7 @@ impl CloseCode {
             CloseCode::Unauthorized,
             CloseCode::Forbidden,
             CloseCode::NotFound,
+            CloseCode::PongTimeout,
             CloseCode::AccessChanged,
             CloseCode::DocumentTooLarge,
             CloseCode::TooSlow,
@@ -95,6 +100,7 @@ impl CloseCode {
             CloseCode::Unauthorized => "unauthorized",
             CloseCode::Forbidden => "forbidden",
             CloseCode::NotFound => "not_found",
+            CloseCode::PongTimeout => "pong_timeout",
             CloseCode::AccessChanged => "access_changed",
             CloseCode::DocumentTooLarge => "document_too_large",
             CloseCode::TooSlow => "too_slow",
@@ -423,7 +429,7 @@ mod tests {
     #[test]
     fn close_codes_round_trip_through_their_numbers() {
         for code in [
-            1001, 1009, 1011, 4400, 4401, 4403, 4404, 4409, 4413, 4429, 4503,
+            1001, 1009, 1011, 4400, 4401, 4403, 4404, 4408, 4409, 4413, 4429, 4503,
         ] {
             let c = CloseCode::from_code(code).unwrap_or_else(|| panic!("{code} is known"));
             assert_eq!(c.code(), code);

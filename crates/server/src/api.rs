@@ -160,14 +160,7 @@ async fn create_document(
             }
             ws
         }
-        None => state
-            .auth
-            .workspaces_of(&me.user.id)
-            .await?
-            .into_iter()
-            .next()
-            .map(|w| w.id)
-            .ok_or_else(|| ApiError::Internal(format!("user {} has no workspace", me.user.id)))?,
+        None => home_workspace(&state, &me).await?,
     };
     let id = body.id.unwrap_or_else(DocId::generate);
     let meta = match state
@@ -194,6 +187,29 @@ async fn create_document(
         StatusCode::CREATED,
         Json(serde_json::json!({ "document": view })),
     ))
+}
+
+/// Where a document goes when no workspace is named: the user's first
+/// workspace (the personal one, unless they were removed from it). Someone
+/// an admin removed from every workspace gets a new personal one rather
+/// than an error: creating a document must always work.
+async fn home_workspace(state: &AppState, me: &CurrentUser) -> Result<WorkspaceId, ApiError> {
+    if let Some(w) = state
+        .auth
+        .workspaces_of(&me.user.id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Ok(w.id);
+    }
+    let name = format!("{}'s workspace", me.user.name);
+    let created = state
+        .auth
+        .create_workspace(&WorkspaceId::generate(), &name, &me.user.id)
+        .await?;
+    tracing::info!(user = %me.user.id, workspace = %created.id, "recreated a personal workspace");
+    Ok(created.id)
 }
 
 async fn get_document(

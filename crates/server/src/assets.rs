@@ -34,12 +34,7 @@ pub async fn static_or_app(uri: Uri) -> Response {
     if !path.is_empty()
         && let Some(file) = WebApp::get(path)
     {
-        let cache = if path.starts_with("assets/") {
-            IMMUTABLE
-        } else {
-            REVALIDATE
-        };
-        return file_response(file, cache);
+        return file_response(path, file);
     }
     if path.starts_with("assets/") || path.starts_with("api/") {
         return (
@@ -51,36 +46,54 @@ pub async fn static_or_app(uri: Uri) -> Response {
     }
     // Every other path is a page of the single-page app.
     match WebApp::get("index.html") {
-        Some(file) => {
-            let mut resp = file_response(file, REVALIDATE);
-            resp.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            );
-            resp
-        }
-        None => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, REVALIDATE),
-            ],
-            NOT_BUILT,
-        )
-            .into_response(),
+        Some(file) => file_response("index.html", file),
+        None => html_shell(Body::from(NOT_BUILT)),
     }
 }
 
-fn file_response(file: rust_embed::EmbeddedFile, cache: &'static str) -> Response {
+/// An embedded file with the headers its kind needs.
+fn file_response(path: &str, file: rust_embed::EmbeddedFile) -> Response {
     let mime = file.metadata.mimetype();
-    let mut resp = Response::new(Body::from(file.data.into_owned()));
+    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
+    let body = Body::from(file.data.into_owned());
+    let mut resp = if mime.starts_with("text/html") {
+        html_shell(body)
+    } else {
+        let cache = if path.starts_with("assets/") {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        };
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(mime) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        resp
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The one place that decides the headers of an HTML page, however it was
+/// reached (`/`, `/index.html`, an app route, the "not built" page): every
+/// HTML response can run script, so every one carries the CSP, and none may
+/// be cached without revalidation.
+fn html_shell(body: Body) -> Response {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(mime) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", hex(&file.metadata.sha256_hash()))) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     resp
 }
 

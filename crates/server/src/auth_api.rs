@@ -25,10 +25,9 @@ use crate::AppState;
 use crate::auth::{self, CurrentUser, IssuedTokens};
 use crate::control::{self, ControlMessage};
 use crate::error::ApiError;
+use crate::password;
 
 const MAX_NAME_CHARS: usize = 100;
-const MIN_PASSWORD_CHARS: usize = 8;
-const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Presence colours handed out at sign-up; readable on white, distinct.
 const COLORS: [&str; 10] = [
@@ -91,15 +90,6 @@ pub fn valid_name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-pub fn valid_password(p: &str) -> Result<(), ApiError> {
-    if p.chars().count() < MIN_PASSWORD_CHARS || p.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
 /// Creates an account (and its personal workspace). Shared by the sign-up
 /// route and `quire user add`.
 pub async fn create_account(
@@ -111,7 +101,7 @@ pub async fn create_account(
 ) -> Result<User, ApiError> {
     let email = normalize_email(email)?;
     let name = valid_name(name)?;
-    valid_password(&password)?;
+    let password = judged_password(password, &email, &name).await?;
     let password_hash = auth::hash_password(password, fast_hashing).await?;
     let id = UserId::generate();
     let color = COLORS[(id.as_str().bytes().map(usize::from).sum::<usize>()) % COLORS.len()];
@@ -131,6 +121,19 @@ pub async fn create_account(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`password::check`], off the async runtime: matching a password
+/// against zxcvbn's dictionaries takes milliseconds of CPU. The email, its
+/// local part and the name count as known to an attacker.
+async fn judged_password(password: String, email: &str, name: &str) -> Result<String, ApiError> {
+    let local = email.split('@').next().unwrap_or_default().to_string();
+    let (email, name) = (email.to_string(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        password::check(&password, &[&email, &local, &name]).map(|()| password)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("judging a password: {e}")))?
 }
 
 async fn signup(

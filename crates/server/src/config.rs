@@ -365,6 +365,24 @@ pub struct ServeConfig {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, env = "QUIRE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Seconds a socket may take to accept one batch of outgoing frames.
+    /// A client that stops reading is disconnected after this, and what was
+    /// queued for it is freed.
+    #[arg(long, env = "QUIRE_WS_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_write_timeout_secs: u64,
+
+    /// Seconds a socket may stay silent (no frame, no pong) before it is
+    /// closed (4408). Browsers and y-websocket answer the server's pings
+    /// (every --ping-secs) by themselves. Default: twice --ping-secs.
+    #[arg(long, env = "QUIRE_PONG_TIMEOUT_SECS")]
+    pub pong_timeout_secs: Option<u64>,
+
+    /// Bearer token that `/metrics` requires (`Authorization: Bearer …`; at
+    /// least 16 characters). Unset, `/metrics` answers 404: the page names
+    /// the node and its load, which is not for every visitor.
+    #[arg(long, env = "QUIRE_METRICS_TOKEN", hide_env_values = true, value_parser = crate::ops::MetricsToken::parse)]
+    pub metrics_token: Option<crate::ops::MetricsToken>,
 }
 
 fn parse_node_id(s: &str) -> Result<String, String> {
@@ -419,6 +437,20 @@ impl ServeConfig {
             max_awareness_state_bytes: self.max_awareness_bytes,
             ..HubConfig::default()
         }
+    }
+
+    /// How long a socket may take to accept one batch of frames.
+    pub fn ws_write_timeout(&self) -> Duration {
+        Duration::from_secs(self.ws_write_timeout_secs.max(1))
+    }
+
+    /// How long a socket may stay silent: twice the ping interval unless
+    /// set, so that one lost pong is not enough to close it.
+    pub fn pong_timeout(&self) -> Duration {
+        let secs = self
+            .pong_timeout_secs
+            .unwrap_or(self.ping_secs.saturating_mul(2));
+        Duration::from_secs(secs.max(1))
     }
 
     /// Defaults, as `quire serve` with no flags would have them (for tests).
@@ -526,6 +558,7 @@ mod tests {
             Err(ConfigError::SchemaWithoutPostgres)
         );
         assert!(Cli::try_parse_from(["quire", "serve", "--node-id", "a b"]).is_err());
+        assert!(Cli::try_parse_from(["quire", "serve", "--metrics-token", "short"]).is_err());
     }
 
     #[test]
@@ -548,5 +581,23 @@ mod tests {
             argv.extend_from_slice(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn socket_deadlines_default_from_the_ping_interval() {
+        let c = serve(&[]);
+        assert_eq!(c.ws_write_timeout(), Duration::from_secs(10));
+        assert_eq!(c.pong_timeout(), Duration::from_secs(60));
+        let c = serve(&["--ping-secs", "5", "--ws-write-timeout-secs", "3"]);
+        assert_eq!(c.pong_timeout(), Duration::from_secs(10));
+        assert_eq!(c.ws_write_timeout(), Duration::from_secs(3));
+        let c = serve(&["--pong-timeout-secs", "7"]);
+        assert_eq!(c.pong_timeout(), Duration::from_secs(7));
+        assert!(c.metrics_token.is_none());
+        let c = serve(&["--metrics-token", "0123456789abcdef"]);
+        assert!(
+            c.metrics_token
+                .is_some_and(|t| t.matches("0123456789abcdef"))
+        );
     }
 }

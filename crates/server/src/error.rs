@@ -133,6 +133,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        // The router's layers give every response this header; the listener
+        // answers some connections (load shedding) without the router.
+        response.headers_mut().insert(
+            axum::http::header::X_FRAME_OPTIONS,
+            axum::http::HeaderValue::from_static("DENY"),
+        );
         response
     }
 }

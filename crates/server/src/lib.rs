@@ -18,6 +18,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod password;
 pub mod request_limits;
 pub mod sharing;
 pub mod workspaces;
@@ -182,6 +183,12 @@ pub fn app(state: AppState) -> Router {
     .layer(SetResponseHeaderLayer::if_not_present(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
+    ))
+    // Clickjacking, for browsers that predate the CSP's frame-ancestors: no
+    // response of ours is ever meant to be framed, errors included.
+    .layer(SetResponseHeaderLayer::overriding(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
     ))
     .with_state(state)
 }

@@ -1,7 +1,8 @@
 //! Workspaces (organizations): each user has a personal one from sign-up and
 //! may create more and invite members. Admins manage members; documents are
 //! created in a workspace but stay private to their owner until shared, so
-//! membership alone opens no document.
+//! membership alone opens no document. A workspace always keeps an admin:
+//! the last one can neither leave nor step down (409).
 
 use axum::Json;
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
+use quire_store::MemberChange;
 use quire_types::{UserId, WorkspaceId, WorkspaceRole};
 use serde::Deserialize;
 use serde_json::json;
@@ -109,10 +111,14 @@ async fn add_member(
     let (user, _) = state.auth.user_by_email(&email).await?.ok_or_else(|| {
         ApiError::BadRequest("no account uses this email; ask them to sign up first".into())
     })?;
-    state
+    if state
         .auth
         .set_workspace_member(&ws, &user.id, body.role)
-        .await?;
+        .await?
+        == MemberChange::LastAdmin
+    {
+        return Err(last_admin());
+    }
     Ok(Json(
         json!({ "member": { "user": user, "role": body.role } }),
     ))
@@ -131,8 +137,16 @@ async fn remove_member(
             "only workspace admins manage members".into(),
         ));
     }
-    if !state.auth.remove_workspace_member(&ws, &user).await? {
-        return Err(ApiError::NotFound);
+    match state.auth.remove_workspace_member(&ws, &user).await? {
+        MemberChange::Done => Ok(StatusCode::NO_CONTENT),
+        MemberChange::NotMember => Err(ApiError::NotFound),
+        MemberChange::LastAdmin => Err(last_admin()),
     }
-    Ok(StatusCode::NO_CONTENT)
+}
+
+fn last_admin() -> ApiError {
+    ApiError::Conflict(
+        "a workspace needs an admin: make another member admin before this one leaves or steps down"
+            .into(),
+    )
 }

@@ -10,6 +10,7 @@
 //! and the user's role on the document (404 for no access, as for a missing
 //! document). The role decides whether the session may write.
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{
@@ -25,10 +26,11 @@ use quire_hub::{
 };
 use quire_types::DocId;
 use serde::Deserialize;
+use tokio::time::Instant;
 
-use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
+use crate::{AppState, ServeConfig};
 
 /// Frames written to a socket before one flush: fewer syscalls under fan-out
 /// bursts, without holding back a lone update.
@@ -41,6 +43,11 @@ const WRITE_BATCH: usize = 64;
 /// (in reads of this size). 1 KiB still takes dozens of keystroke frames per
 /// read and is 1 KiB less per idle socket than 2 KiB.
 const READ_BUFFER_BYTES: usize = 1024;
+
+/// `quire_sockets_closed_total{reason}` for sockets dropped at the write
+/// deadline. Not a [`CloseCode`]: no close frame can reach a client that
+/// does not read.
+const WRITE_TIMEOUT_LABEL: &str = "write_timeout";
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
@@ -67,14 +74,14 @@ pub async fn sync_socket(
         }
     };
     let limit = state.config.max_frame_bytes;
-    let ping = Duration::from_secs(state.config.ping_secs.max(1));
+    let deadlines = Deadlines::from_config(&state.config);
     upgrade
         // Leave tungstenite room above our own limit so we can close an
         // oversized frame with a proper code instead of a broken connection.
         .max_message_size(limit.saturating_add(64 * 1024))
         .max_frame_size(limit.saturating_add(64 * 1024))
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| pump(socket, session, limit, ping))
+        .on_upgrade(move |socket| pump(socket, session, limit, deadlines))
 }
 
 /// Decides whether this upgrade may join the document, and joins it.
@@ -143,54 +150,128 @@ async fn admit(
     }
 }
 
+/// The pump's clocks. Without them a client that stops reading would hold
+/// its socket, and everything queued for it, until it went away: a blocked
+/// write stops the loop, and with it the hub's "too slow" close and the
+/// pings.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// Between pings.
+    ping: Duration,
+    /// For one batch of frames (or a ping) to be taken by the socket.
+    write: Duration,
+    /// For the client to send anything at all (a pong will do).
+    silence: Duration,
+}
+
+impl Deadlines {
+    fn from_config(config: &ServeConfig) -> Deadlines {
+        let silence = config.pong_timeout();
+        // At least two pings per silence window, so that a client that
+        // answers every ping is never closed, whatever the flags say.
+        let ping = Duration::from_secs(config.ping_secs.max(1)).min(silence / 2);
+        Deadlines {
+            ping: ping.max(Duration::from_millis(100)),
+            write: config.ws_write_timeout(),
+            silence,
+        }
+    }
+}
+
 /// One task per socket, reading and writing in one loop (no split halves,
 /// no second channel): an idle socket costs its buffers and this future.
 /// A frame the document has no room for yet is held while outgoing frames
 /// keep flowing, so a client that sends a burst still gets its acks.
-async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, ping: Duration) {
+async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, deadlines: Deadlines) {
     let Session {
         inbound,
         mut outbound,
     } = session;
-    let mut ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    let mut ping_timer = tokio::time::interval_at(Instant::now() + deadlines.ping, deadlines.ping);
+    // Re-armed lazily, when it fires, from the time the client was last
+    // heard: resetting a timer on every frame would cost a timer-wheel
+    // update per frame on the hot path.
+    let mut last_heard = Instant::now();
+    let silence = tokio::time::sleep(deadlines.silence);
+    tokio::pin!(silence);
     let mut held: Option<Bytes> = None;
     loop {
         let step = tokio::select! {
             out = outbound.next() => match out {
-                Outgoing::Frame(first) => write_batch(&mut socket, &mut outbound, first).await,
+                Outgoing::Frame(first) => within(
+                    deadlines.write,
+                    write_batch(&mut socket, &mut outbound, first),
+                )
+                .await,
                 Outgoing::Close(cf) => Step::Close(cf),
             },
             permit = inbound.reserve(), if held.is_some() => match (permit, held.take()) {
                 (Some(p), Some(frame)) => {
                     p.send(frame);
+                    // Nothing was read while the frame was held: the
+                    // client's silence meanwhile was ours.
+                    last_heard = Instant::now();
                     Step::Continue
                 }
                 _ => Step::Gone,
             },
-            msg = socket.recv(), if held.is_none() => match read(msg, max_frame) {
-                Read::Frame(b) => match inbound.offer(b) {
-                    Offered::Taken => Step::Continue,
-                    Offered::Busy(b) => {
-                        held = Some(b);
-                        Step::Continue
+            msg = socket.recv(), if held.is_none() => {
+                last_heard = Instant::now();
+                match read(msg, max_frame) {
+                    Read::Frame(b) => match inbound.offer(b) {
+                        Offered::Taken => Step::Continue,
+                        Offered::Busy(b) => {
+                            held = Some(b);
+                            Step::Continue
+                        }
+                        Offered::Gone => Step::Gone,
+                    },
+                    Read::Ignore => Step::Continue,
+                    Read::Refuse(code, reason) => {
+                        count_close(code);
+                        Step::Close(CloseFrame::new(code, reason))
                     }
-                    Offered::Gone => Step::Gone,
-                },
-                Read::Ignore => Step::Continue,
-                Read::Refuse(code, reason) => {
-                    count_close(code);
-                    Step::Close(CloseFrame::new(code, reason))
+                    Read::Gone => Step::Gone,
                 }
-                Read::Gone => Step::Gone,
             },
-            _ = ping_timer.tick() => match socket.send(WsMessage::Ping(Default::default())).await {
-                Ok(()) => Step::Continue,
-                Err(_) => Step::Gone,
+            _ = ping_timer.tick() => within(deadlines.write, async {
+                match socket.send(WsMessage::Ping(Default::default())).await {
+                    Ok(()) => Step::Continue,
+                    Err(_) => Step::Gone,
+                }
+            })
+            .await,
+            () = &mut silence => {
+                let now = Instant::now();
+                if held.is_some() {
+                    last_heard = now;
+                }
+                let due = last_heard + deadlines.silence;
+                if due > now {
+                    silence.as_mut().reset(due);
+                    Step::Continue
+                } else {
+                    count_close(CloseCode::PongTimeout);
+                    Step::Close(CloseFrame::new(
+                        CloseCode::PongTimeout,
+                        "no pong or message in time",
+                    ))
+                }
             },
         };
         match step {
             Step::Continue => {}
             Step::Gone => return,
+            Step::WriteTimedOut => {
+                // No close frame: the socket takes nothing, and waiting to
+                // tell it so is what this deadline ends. Dropping the
+                // socket and the session frees the queue and leaves the
+                // document.
+                tracing::debug!("socket took no data within the write deadline; dropping it");
+                metrics::counter!(quire_hub::metrics::SOCKETS_CLOSED_TOTAL, "reason" => WRITE_TIMEOUT_LABEL)
+                    .increment(1);
+                return;
+            }
             Step::Close(cf) => {
                 let frame = WsCloseFrame {
                     code: cf.code.code(),
@@ -207,10 +288,19 @@ async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, ping: D
     }
 }
 
+/// `write`, or [`Step::WriteTimedOut`] if it takes longer than `deadline`.
+async fn within(deadline: Duration, write: impl Future<Output = Step>) -> Step {
+    tokio::time::timeout(deadline, write)
+        .await
+        .unwrap_or(Step::WriteTimedOut)
+}
+
 enum Step {
     Continue,
     /// The socket or the document is gone: nobody to tell.
     Gone,
+    /// The socket took nothing for the whole write deadline.
+    WriteTimedOut,
     /// Close the socket with this code.
     Close(CloseFrame),
 }

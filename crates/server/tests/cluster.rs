@@ -115,6 +115,7 @@ impl Cluster {
             .arg(self._dir.path())
             .args(extra)
             .env("QUIRE_LOG", "warn")
+            .env("QUIRE_METRICS_TOKEN", METRICS_TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -149,40 +150,20 @@ impl Drop for Cluster {
     }
 }
 
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = String::new();
-    within("http response", s.read_to_string(&mut buf))
-        .await
-        .unwrap();
-    let status = buf
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Sum of every series of a metric on a node's `/metrics` (0 if absent).
+/// Sum of every series of a metric on a node's `/metrics` (0 if absent),
+/// read with the operator's token.
 async fn metric(node: &Node, name: &str) -> f64 {
-    let (_, text) = http(node.addr, "GET", "/metrics", None).await;
-    text.lines()
-        .filter(|l| {
-            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let resp = within(
+        "metrics",
+        http_client()
+            .get(format!("http://{}/metrics", node.addr))
+            .bearer_auth(METRICS_TOKEN)
+            .send(),
+    )
+    .await
+    .expect("metrics request");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET /metrics");
+    metric_sum(&resp.text().await.unwrap(), name, "")
 }
 
 fn numbers(client: &TestClient) -> BTreeSet<i64> {

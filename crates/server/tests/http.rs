@@ -235,15 +235,27 @@ async fn health_readiness_and_metrics_are_served() {
         t.get_or_insert_text("t").insert(t, 0, "x")
     });
     a.wait_acked(2).await;
-    let (s, h, v) = call(&server, Method::GET, "/metrics", None).await;
-    assert_eq!(s, StatusCode::OK);
+    // As an operator: the bearer token of `--metrics-token`.
+    let resp = quire_server::app(server.state.clone())
+        .oneshot(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, format!("Bearer {METRICS_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     assert!(
-        h[header::CONTENT_TYPE]
+        resp.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = v.as_str().unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = std::str::from_utf8(&body).unwrap();
     for name in [
         "quire_connections",
         "quire_documents_live",

@@ -549,6 +549,7 @@ async fn the_binary_publishes_its_limits_and_enforces_them() {
         .env("QUIRE_HTTP_HEADER_TIMEOUT_SECS", "60")
         .env("QUIRE_MAX_REQUEST_BODY_BYTES", "4096")
         .env("QUIRE_LOG", "warn")
+        .env("QUIRE_METRICS_TOKEN", METRICS_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -571,7 +572,8 @@ async fn the_binary_publishes_its_limits_and_enforces_them() {
     let mut held = Vec::new();
     for path in ["/metrics", "/healthz", "/healthz"] {
         let mut s = connect(addr).await;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: quire\r\n\r\n").as_bytes())
+        let auth = format!("Authorization: Bearer {METRICS_TOKEN}\r\n");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: quire\r\n{auth}\r\n").as_bytes())
             .await
             .unwrap();
         let (status, _, body) = within("a response", read_response(&mut s)).await;

@@ -141,6 +141,19 @@ pub struct Member {
     pub role: WorkspaceRole,
 }
 
+/// What a change of workspace membership did. Every workspace keeps at
+/// least one admin: without one nobody could manage it again, and a user
+/// whose personal workspace lost them would have nowhere to create
+/// documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Done,
+    /// The user is not a member (or there is no such workspace).
+    NotMember,
+    /// Refused: the user is the workspace's only admin.
+    LastAdmin,
+}
+
 /// The accounts-and-access boundary. Every method is one transaction (or one
 /// statement).
 #[async_trait::async_trait]
@@ -207,18 +220,20 @@ pub trait AuthStore: Send + Sync + 'static {
         workspace: &WorkspaceId,
         user: &UserId,
     ) -> StoreResult<Option<WorkspaceRole>>;
-    /// Adds the member or changes their role.
+    /// Adds the member or changes their role; `LastAdmin` (and nothing
+    /// changed) for demoting the only admin.
     async fn set_workspace_member(
         &self,
         workspace: &WorkspaceId,
         user: &UserId,
         role: WorkspaceRole,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<MemberChange>;
+    /// `LastAdmin` (and nothing changed) for the only admin.
     async fn remove_workspace_member(
         &self,
         workspace: &WorkspaceId,
         user: &UserId,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<MemberChange>;
     async fn workspace_members(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Member>>;
 
     /// Creates a document in a workspace, owned by `owner`. `AlreadyExists`
@@ -348,6 +363,36 @@ macro_rules! impl_auth_store {
             .await
             .map_err(map_err)?;
             Ok(())
+        }
+
+        /// Whether `user` is the only admin of `workspace`, inside a
+        /// transaction that is about to demote or remove them. Touching the
+        /// workspace row first serializes this against every other change
+        /// of the same workspace's members (a row lock on PostgreSQL, the
+        /// write lock on SQLite), so two admins removing each other at once
+        /// cannot both succeed and leave none.
+        async fn last_admin(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            workspace: &quire_types::WorkspaceId,
+            user: &quire_types::UserId,
+        ) -> $crate::StoreResult<bool> {
+            sqlx::query("UPDATE workspaces SET name = name WHERE id = $1")
+                .bind(workspace.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            let (mine, admins): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                   COUNT(CASE WHEN user_id = $2 AND role = 'admin' THEN 1 END), \
+                   COUNT(CASE WHEN role = 'admin' THEN 1 END) \
+                 FROM workspace_members WHERE workspace_id = $1",
+            )
+            .bind(workspace.as_str())
+            .bind(user.as_str())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            Ok(mine == 1 && admins == 1)
         }
 
         #[async_trait::async_trait]
@@ -732,8 +777,15 @@ macro_rules! impl_auth_store {
                 workspace: &quire_types::WorkspaceId,
                 user: &quire_types::UserId,
                 role: quire_types::WorkspaceRole,
-            ) -> $crate::StoreResult<()> {
-                self.queries.add(1);
+            ) -> $crate::StoreResult<$crate::auth::MemberChange> {
+                self.queries.add(4);
+                let mut tx = self.$write.begin().await.map_err(map_err)?;
+                if role != quire_types::WorkspaceRole::Admin
+                    && last_admin(&mut tx, workspace, user).await?
+                {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok($crate::auth::MemberChange::LastAdmin);
+                }
                 sqlx::query(
                     "INSERT INTO workspace_members (workspace_id, user_id, role, created_at) \
                      VALUES ($1, $2, $3, $4) \
@@ -743,28 +795,39 @@ macro_rules! impl_auth_store {
                 .bind(user.as_str())
                 .bind(role.as_str())
                 .bind(quire_types::UnixMillis::now().0)
-                .execute(&self.$write)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                Ok(())
+                tx.commit().await.map_err(map_err)?;
+                Ok($crate::auth::MemberChange::Done)
             }
 
             async fn remove_workspace_member(
                 &self,
                 workspace: &quire_types::WorkspaceId,
                 user: &quire_types::UserId,
-            ) -> $crate::StoreResult<bool> {
-                self.queries.add(1);
+            ) -> $crate::StoreResult<$crate::auth::MemberChange> {
+                self.queries.add(4);
+                let mut tx = self.$write.begin().await.map_err(map_err)?;
+                if last_admin(&mut tx, workspace, user).await? {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok($crate::auth::MemberChange::LastAdmin);
+                }
                 let n = sqlx::query(
                     "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
                 )
                 .bind(workspace.as_str())
                 .bind(user.as_str())
-                .execute(&self.$write)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?
                 .rows_affected();
-                Ok(n > 0)
+                tx.commit().await.map_err(map_err)?;
+                Ok(if n > 0 {
+                    $crate::auth::MemberChange::Done
+                } else {
+                    $crate::auth::MemberChange::NotMember
+                })
             }
 
             async fn workspace_members(

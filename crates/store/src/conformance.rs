@@ -38,8 +38,8 @@ use tokio::task::JoinSet;
 use quire_types::{AuthSessionId, DocRole, UserId, WorkspaceId, WorkspaceRole};
 
 use crate::{
-    Append, CompactOutcome, DocScope, DocStore, ListQuery, NewToken, NewUser, Rotation, Snapshot,
-    Store, StoreError, StoreResult, StoredDoc, TokenKind,
+    Append, CompactOutcome, DocScope, DocStore, ListQuery, MemberChange, NewToken, NewUser,
+    Rotation, Snapshot, Store, StoreError, StoreResult, StoredDoc, TokenKind,
 };
 
 /// How the suite reaches the storage under test. Each test gets its own
@@ -114,6 +114,7 @@ macro_rules! doc_store_conformance {
             documents_are_private_until_shared,
             link_sharing_grants_and_withdraws,
             workspaces_have_members_and_roles,
+            every_workspace_keeps_an_admin,
             deleting_a_document_removes_its_grants,
             expired_tokens_are_purged,
         );
@@ -1687,18 +1688,24 @@ pub async fn workspaces_have_members_and_roles(h: &dyn Harness) {
         store.workspace_role(&team, &bob.id).await.expect("role"),
         None
     );
-    store
-        .set_workspace_member(&team, &bob.id, WorkspaceRole::Member)
-        .await
-        .expect("invite");
+    assert_eq!(
+        store
+            .set_workspace_member(&team, &bob.id, WorkspaceRole::Member)
+            .await
+            .expect("invite"),
+        MemberChange::Done
+    );
     assert_eq!(
         store.workspace_role(&team, &bob.id).await.expect("role"),
         Some(WorkspaceRole::Member)
     );
-    store
-        .set_workspace_member(&team, &bob.id, WorkspaceRole::Admin)
-        .await
-        .expect("promote");
+    assert_eq!(
+        store
+            .set_workspace_member(&team, &bob.id, WorkspaceRole::Admin)
+            .await
+            .expect("promote"),
+        MemberChange::Done
+    );
     let members = store.workspace_members(&team).await.expect("members");
     assert_eq!(
         members
@@ -1711,19 +1718,95 @@ pub async fn workspaces_have_members_and_roles(h: &dyn Harness) {
         ]
     );
     assert_eq!(store.workspaces_of(&bob.id).await.expect("of bob").len(), 2);
-    assert!(
+    assert_eq!(
         store
             .remove_workspace_member(&team, &bob.id)
             .await
-            .expect("remove")
+            .expect("remove"),
+        MemberChange::Done
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .remove_workspace_member(&team, &bob.id)
             .await
-            .expect("remove again")
+            .expect("remove again"),
+        MemberChange::NotMember
     );
     assert_eq!(store.workspaces_of(&bob.id).await.expect("of bob").len(), 1);
+}
+
+pub async fn every_workspace_keeps_an_admin(h: &dyn Harness) {
+    let store = h.open().await;
+    let (ada, bob) = (new_user("ada"), new_user("bob"));
+    store.create_user(&ada).await.expect("ada");
+    store.create_user(&bob).await.expect("bob");
+    // The sole admin of a personal workspace can neither leave nor step down.
+    assert_eq!(
+        store
+            .remove_workspace_member(&ada.workspace, &ada.id)
+            .await
+            .expect("leave"),
+        MemberChange::LastAdmin
+    );
+    assert_eq!(
+        store
+            .set_workspace_member(&ada.workspace, &ada.id, WorkspaceRole::Member)
+            .await
+            .expect("step down"),
+        MemberChange::LastAdmin
+    );
+    assert_eq!(
+        store
+            .workspace_role(&ada.workspace, &ada.id)
+            .await
+            .expect("role"),
+        Some(WorkspaceRole::Admin)
+    );
+    assert_eq!(
+        store
+            .remove_workspace_member(&ada.workspace, &bob.id)
+            .await
+            .expect("not a member"),
+        MemberChange::NotMember
+    );
+    // With a second admin, one may go; of two admins removing each other at
+    // once, exactly one succeeds.
+    for _ in 0..5 {
+        store
+            .set_workspace_member(&ada.workspace, &bob.id, WorkspaceRole::Admin)
+            .await
+            .expect("second admin");
+        let (a, b) = tokio::join!(
+            store.remove_workspace_member(&ada.workspace, &ada.id),
+            store.remove_workspace_member(&ada.workspace, &bob.id),
+        );
+        let mut outcomes = vec![a.expect("remove ada"), b.expect("remove bob")];
+        outcomes.sort_by_key(|o| *o == MemberChange::Done);
+        assert_eq!(outcomes, vec![MemberChange::LastAdmin, MemberChange::Done]);
+        let admins: Vec<_> = store
+            .workspace_members(&ada.workspace)
+            .await
+            .expect("members")
+            .into_iter()
+            .filter(|m| m.role == WorkspaceRole::Admin)
+            .collect();
+        assert_eq!(admins.len(), 1);
+        // Back to Ada alone, for the next round.
+        let stayed = admins[0].user.id.clone();
+        if stayed != ada.id {
+            store
+                .set_workspace_member(&ada.workspace, &ada.id, WorkspaceRole::Admin)
+                .await
+                .expect("ada back");
+            assert_eq!(
+                store
+                    .remove_workspace_member(&ada.workspace, &bob.id)
+                    .await
+                    .expect("bob out"),
+                MemberChange::Done
+            );
+        }
+    }
 }
 
 pub async fn deleting_a_document_removes_its_grants(h: &dyn Harness) {

@@ -22,8 +22,8 @@ mod sqlite;
 pub mod conformance;
 
 pub use auth::{
-    AuthStore, DocAccess, DocScope, LinkInfo, Member, NewToken, NewUser, Rotation, ShareEntry,
-    TokenInfo, TokenKind, User, Workspace,
+    AuthStore, DocAccess, DocScope, LinkInfo, Member, MemberChange, NewToken, NewUser, Rotation,
+    ShareEntry, TokenInfo, TokenKind, User, Workspace,
 };
 pub use postgres::{NodeRole, NodeRoleLock, PgOptions, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -26,6 +26,8 @@ export const QUIRE_BIN = path.resolve(INTEROP_DIR, process.env.QUIRE_BIN || '../
 const READY = /Quire is running at http:\/\/([\d.]+):(\d+)\//
 export const OWNER_EMAIL = 'owner@interop.test'
 export const PASSWORD = 'interop password 1'
+/** Every test server's `--metrics-token`: `/metrics` answers only to it. */
+export const METRICS_TOKEN = 'interop-metrics-token'
 
 /** `{ cookie, origin, httpUrl }` of each running server's owner, by port. */
 const owners = new Map()
@@ -167,7 +169,7 @@ export class QuireServer {
       '--listen', listen, '--data-dir', this.dataDir, ...this.args]
     const child = spawn(QUIRE_BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, QUIRE_LOG: process.env.QUIRE_LOG ?? 'info', NO_COLOR: '1', RUST_BACKTRACE: process.env.QUIRE_RUST_BACKTRACE ?? '0', ...this.env }
+      env: { ...process.env, QUIRE_LOG: process.env.QUIRE_LOG ?? 'info', NO_COLOR: '1', RUST_BACKTRACE: process.env.QUIRE_RUST_BACKTRACE ?? '0', QUIRE_METRICS_TOKEN: METRICS_TOKEN, ...this.env }
     })
     live.add(child)
     this.child = child

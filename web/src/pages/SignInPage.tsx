@@ -67,10 +67,17 @@ export function SignInPage({ mode, notice }: { mode: 'signin' | 'signup'; notice
               autoComplete={signingUp ? 'new-password' : 'current-password'}
               required
               minLength={signingUp ? 8 : undefined}
+              aria-describedby={signingUp ? 'password-hint' : undefined}
               value={password}
               onChange={(e) => setPassword(e.target.value)}
             />
           </label>
+          {signingUp && (
+            // The server judges strength (and explains a refusal, shown below).
+            <p className="field-hint" id="password-hint">
+              At least 8 characters. A few uncommon words make a strong password; common and easily guessed ones are refused.
+            </p>
+          )}
           {error && (
             <p className="form-error" role="alert" data-testid="auth-error">
               {error}

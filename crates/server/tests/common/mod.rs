@@ -60,6 +60,9 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 pub const OWNER_EMAIL: &str = "owner@quire.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The operator token every test server's `/metrics` asks for.
+pub const METRICS_TOKEN: &str = "quire-test-metrics-token";
+
 /// A signed-in account: its cookies, as a browser would hold them.
 #[derive(Debug, Clone)]
 pub struct TestUser {
@@ -299,6 +302,7 @@ impl TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         // Test-only cheap Argon2: tests create many accounts.
         config.insecure_fast_password_hashing = true;
+        config.metrics_token = Some(quire_server::ops::MetricsToken::parse(METRICS_TOKEN).unwrap());
         if use_postgres() {
             let schema = pg_schema_for(dir);
             config.database_url = Some(schema_database_url(&schema));
@@ -355,6 +359,24 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `/metrics`, fetched as an operator would (with the bearer token).
+    pub async fn metrics(&self) -> String {
+        let resp = http_client()
+            .get(self.http("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("metrics request");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "GET /metrics");
+        resp.text().await.unwrap()
+    }
+
+    /// The sum of a metric's series on `/metrics` whose labels contain
+    /// `labels` (e.g. `reason="write_timeout"`; empty for all); 0 if none.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        metric_sum(&self.metrics().await, name, labels)
+    }
+
     /// Signs up another account on this server.
     pub async fn user(&self, email: &str, name: &str) -> TestUser {
         TestUser::sign_up(self.addr, email, name).await
@@ -371,6 +393,18 @@ impl TestServer {
         }
         self._tmp.take()
     }
+}
+
+/// The sum of a metric's series in Prometheus text whose labels contain
+/// `labels` (empty for all); 0 if there are none.
+pub fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
+        .filter(|l| labels.is_empty() || l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A temporary data folder, and the PostgreSQL schema that stands in for it

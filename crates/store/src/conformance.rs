@@ -42,6 +42,9 @@ use crate::{
     Store, StoreError, StoreResult, StoredDoc, TokenKind,
 };
 
+mod usage;
+pub use usage::*;
+
 /// How the suite reaches the storage under test. Each test gets its own
 /// harness over fresh, empty storage (a new file, a new schema ...).
 #[async_trait::async_trait]
@@ -116,6 +119,9 @@ macro_rules! doc_store_conformance {
             workspaces_have_members_and_roles,
             deleting_a_document_removes_its_grants,
             expired_tokens_are_purged,
+            stored_bytes_follow_appends_compaction_and_delete,
+            stored_bytes_stay_exact_under_racing_appends_and_compactions,
+            account_usage_counts_what_the_account_owns,
         );
     };
     (@checks $harness:expr; $($check:ident),* $(,)?) => {

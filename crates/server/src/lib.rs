@@ -18,6 +18,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod ops;
+pub mod quotas;
 pub mod request_limits;
 pub mod sharing;
 pub mod workspaces;

@@ -111,7 +111,7 @@ async fn admit(
             user: me.user.id.clone(),
             auth_session: me.session.clone(),
         }),
-        quota_bytes: None,
+        quota_bytes: crate::quotas::session_quota(state, doc, &access).await?,
     };
     // Join before upgrading: a document that cannot be loaded refuses the
     // connection with an HTTP error instead of accepting a socket it cannot

@@ -58,6 +58,7 @@ for i in $(seq 1 "$NODES"); do
   port=$((BASE_PORT + i - 1))
   "${server_pin[@]}" "$QUIRE_BIN" serve --listen "127.0.0.1:$port" --node-id "bench$i" \
     --data-dir "$work/node$i" --ws-connect-burst 100000 --max-connections-per-address 20000 \
+    --max-documents-per-account 0 --max-account-bytes 0 \
     >"$work/node$i.out" 2>"$work/node$i.log" &
   pids+=($!)
   urls+=(--url "ws://127.0.0.1:$port/ws")

@@ -163,9 +163,12 @@ start_server() {
             # --ws-connect-burst: the per-user connect limit (60, then 4/s)
             # would throttle the connect phase of every scenario; and every
             # generated client comes from 127.0.0.1, one address, which
-            # --max-connections-per-address (256) would cap.
+            # --max-connections-per-address (256) would cap. One generated
+            # account owns every document (one per socket in `connections`)
+            # and a saturating run writes more than any person: no quotas.
             taskset -c 0 "$QUIRE" serve --listen "127.0.0.1:$port" --data-dir "$data" \
                 --ws-connect-burst 20000 --max-connections-per-address 20000 \
+                --max-documents-per-account 0 --max-account-bytes 0 \
                 "${extra[@]+"${extra[@]}"}" >>"$slog" 2>&1 &
             SURL="ws://127.0.0.1:$port/ws"
             SFLAGS=(--account "$ACCOUNT")

@@ -46,10 +46,12 @@ export function freePort() {
  * it back on the same port and data directory.
  */
 export class QuireServer {
-  /** @param {{ port: number, dataDir: string }} opts */
-  constructor({ port, dataDir }) {
+  /** @param {{ port: number, dataDir: string, extraArgs?: string[] }} opts */
+  constructor({ port, dataDir, extraArgs = [] }) {
     this.port = port;
     this.dataDir = dataDir;
+    /** More `quire serve` flags, e.g. limits a test needs small. */
+    this.extraArgs = extraArgs;
     this.url = `http://127.0.0.1:${port}`;
     /** @type {import('node:child_process').ChildProcess | null} */
     this.proc = null;
@@ -62,12 +64,13 @@ export class QuireServer {
     this.accounts = new Map();
   }
 
-  static async launch() {
+  /** @param {string[]} [extraArgs] more `quire serve` flags */
+  static async launch(extraArgs = []) {
     if (!existsSync(QUIRE_BIN)) {
       throw new Error(`Server binary not found at ${QUIRE_BIN}. Build it first (cargo build -p quire-server) or set QUIRE_BIN.`);
     }
     const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
-    const server = new QuireServer({ port: await freePort(), dataDir });
+    const server = new QuireServer({ port: await freePort(), dataDir, extraArgs });
     await server.start();
     currentServer = server;
     // Fail fast, and say why, when the binary does not serve this web app.
@@ -108,6 +111,7 @@ export class QuireServer {
         `127.0.0.1:${this.port}`,
         '--data-dir',
         this.dataDir,
+        ...this.extraArgs,
       ];
       const proc = spawn(QUIRE_BIN, args, {
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -34,11 +34,20 @@ export interface Account {
   color: string;
 }
 
+/** Which quota a `quota_exceeded` refusal is about, and its numbers. */
+export interface QuotaRefusal {
+  name: 'documents' | 'bytes';
+  used: number;
+  limit: number;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Set on `quota_exceeded` refusals. */
+    readonly quota?: QuotaRefusal,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -117,8 +126,13 @@ async function send<T>(method: string, path: string, body?: unknown): Promise<T>
     // Not JSON (a proxy's error page, say): fall through with what we know.
   }
   if (!response.ok) {
-    const error = (payload as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ApiError(response.status, error?.code ?? 'http_' + response.status, error?.message ?? `The server answered ${response.status}.`);
+    const error = (payload as { error?: { code?: string; message?: string; quota?: QuotaRefusal } } | null)?.error;
+    throw new ApiError(
+      response.status,
+      error?.code ?? 'http_' + response.status,
+      error?.message ?? `The server answered ${response.status}.`,
+      error?.quota,
+    );
   }
   return payload as T;
 }
@@ -207,6 +221,24 @@ export async function updateProfile(profile: { name?: string; color?: string }):
 export async function me(): Promise<Account> {
   const { user } = await request<{ user: Account }>('GET', '/api/me');
   return user;
+}
+
+/** What the account's own documents take, counted by the server. */
+export interface AccountUsage {
+  documents: number;
+  /** Stored bytes of all of them, whoever wrote them. */
+  bytes: number;
+}
+
+/** The most the server allows each account; null where it sets no limit. */
+export interface AccountQuotas {
+  documents: number | null;
+  bytes: number | null;
+}
+
+export async function accountUsage(): Promise<{ usage: AccountUsage; quotas: AccountQuotas }> {
+  const { usage, quotas } = await request<{ usage: AccountUsage; quotas: AccountQuotas }>('GET', '/api/me');
+  return { usage, quotas };
 }
 
 // ---------------------------------------------------------------- sharing

@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::control::{self, ControlMessage};
 use crate::error::ApiError;
+use crate::quotas;
 
 const MAX_TITLE_CHARS: usize = 200;
 const DEFAULT_TITLE: &str = "Untitled document";
@@ -162,6 +163,7 @@ async fn create_document(
         }
         None => home_workspace(&state, &me).await?,
     };
+    quotas::check_create(&state, &me.user.id).await?;
     let id = body.id.unwrap_or_else(DocId::generate);
     let meta = match state
         .auth

@@ -341,10 +341,13 @@ async fn logout_all(State(state): State<AppState>, me: CurrentUser) -> Result<Re
 
 async fn me(State(state): State<AppState>, me: CurrentUser) -> Result<impl IntoResponse, ApiError> {
     let workspaces = state.auth.workspaces_of(&me.user.id).await?;
+    let quotas = crate::quotas::of_account(&state, &me.user.id).await?;
     Ok(Json(json!({
         "user": me.user,
         "workspaces": workspaces,
         "signupOpen": state.auth_config.signup_open,
+        "usage": quotas.usage,
+        "quotas": quotas.quotas,
     })))
 }
 

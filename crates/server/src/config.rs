@@ -224,6 +224,21 @@ pub struct ServeConfig {
     #[arg(long, env = "QUIRE_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_document_bytes: usize,
 
+    /// Documents one account may own; creating one more is refused (403).
+    /// 0 means no limit.
+    #[arg(long, env = "QUIRE_MAX_DOCUMENTS_PER_ACCOUNT", default_value_t = 1000)]
+    pub max_documents_per_account: u64,
+
+    /// Stored bytes (snapshots and update logs) of all the documents one
+    /// account owns, whoever wrote them. When they are used up, creating a
+    /// document is refused (403) and an edit that would grow one of the
+    /// account's documents closes the editor's socket (4413); deleting
+    /// documents makes room again. Checked as each socket joins, so several
+    /// documents growing at once can overshoot it (docs/security.md).
+    /// 0 means no limit.
+    #[arg(long, env = "QUIRE_MAX_ACCOUNT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_account_bytes: u64,
+
     /// Frames queued for one socket before it is closed as too slow (4429).
     #[arg(long, env = "QUIRE_OUTGOING_QUEUE", default_value_t = 4096)]
     pub outgoing_queue: usize,
@@ -559,6 +574,22 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["quire", "serve", "--node-id", "a b"]).is_err());
         assert!(Cli::try_parse_from(["quire", "serve", "--metrics-token", "short"]).is_err());
+    }
+
+    #[test]
+    fn account_quotas_have_defaults_and_zero_lifts_them() {
+        let c = serve(&[]);
+        assert_eq!(c.max_documents_per_account, 1000);
+        assert_eq!(c.max_account_bytes, 1 << 30);
+        let c = serve(&[
+            "--max-documents-per-account",
+            "0",
+            "--max-account-bytes",
+            "5000",
+        ]);
+        assert_eq!(c.max_documents_per_account, 0);
+        assert_eq!(c.max_account_bytes, 5000);
+        assert!(Cli::try_parse_from(["quire", "serve", "--max-account-bytes", "-1"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One error type for the HTTP API, mapped to status codes in one place.
-//! Bodies are `{"error":{"code","message"}}`; 5xx bodies are generic and the
+//! Bodies are `{"error":{"code","message"}}` (a quota refusal adds
+//! `"quota":{"name","used","limit"}`); 5xx bodies are generic and the
 //! details go to the log.
 
 use axum::Json;
@@ -22,6 +23,9 @@ pub enum ApiError {
     SignInFailed(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the account has reached a quota (`quotas.rs`); the body names it.
+    #[error("{0}")]
+    QuotaExceeded(crate::quotas::QuotaExceeded),
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -51,7 +55,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::SignInFailed(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized | ApiError::SignInFailed(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests(_) => "too_many_requests",
@@ -121,7 +126,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
+        let mut error = serde_json::json!({ "code": self.code(), "message": message });
+        if let ApiError::QuotaExceeded(refusal) = &self {
+            // Which quota and its numbers, for clients that show more than
+            // the message.
+            error["quota"] = serde_json::json!(refusal);
+        }
+        let body = serde_json::json!({ "error": error });
         let mut response = (self.status_code(), Json(body)).into_response();
         let retry_after = match self {
             ApiError::TooManyRequests(secs) => Some(secs),

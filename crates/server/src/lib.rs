@@ -19,6 +19,7 @@ pub mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod password;
+pub mod quotas;
 pub mod request_limits;
 pub mod sharing;
 pub mod workspaces;

@@ -39,7 +39,7 @@ pub fn node_info(node: &crate::backends::NodeInfo) {
 /// `quire_limit{name}`: the limits this node runs with, so that dashboards
 /// can draw them beside what they bound.
 pub fn limits(config: &crate::config::ServeConfig) {
-    let limits: [(&'static str, f64); 10] = [
+    let limits = [
         ("max_connections", config.max_connections.into()),
         (
             "max_connections_per_address",
@@ -62,6 +62,12 @@ pub fn limits(config: &crate::config::ServeConfig) {
             config.ws_write_timeout().as_secs_f64(),
         ),
         ("pong_timeout_secs", config.pong_timeout().as_secs_f64()),
+        // 0 for "no limit", as on the command line.
+        (
+            "max_documents_per_account",
+            config.max_documents_per_account as f64,
+        ),
+        ("max_account_bytes", config.max_account_bytes as f64),
     ];
     for (name, value) in limits {
         metrics::gauge!(LIMIT, "name" => name).set(value);

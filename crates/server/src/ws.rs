@@ -118,7 +118,7 @@ async fn admit(
             user: me.user.id.clone(),
             auth_session: me.session.clone(),
         }),
-        quota_bytes: None,
+        quota_bytes: crate::quotas::session_quota(state, doc, &access).await?,
         // Presence shows the account, whatever the client claims to be.
         identity: Some(quire_hub::Identity {
             user: me.user.id.clone(),

@@ -1,6 +1,7 @@
 //! Pieces both SQL backends share: the query counter, how a batch is grouped
-//! for locking, the rules a compaction must satisfy, LIKE escaping and the
-//! assembly of a load from rows. Nothing here talks to a database.
+//! for locking, the rules a compaction must satisfy, LIKE escaping, the
+//! assembly of a load from rows and of sizes read back. Nothing here talks
+//! to a database.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use quire_types::{DocId, Seq, UnixMillis};
 
-use crate::{Append, DocumentMeta, LogEntry, Snapshot, StoreError, StoreResult, StoredDoc};
+use crate::{
+    AccountUsage, Append, DocumentMeta, LogEntry, Snapshot, StoreError, StoreResult, StoredDoc,
+};
 
 /// Counts the statements a store sends. It exists so that a test can prove the
 /// server does not poll the database while idle, which no log level would show
@@ -56,6 +59,29 @@ impl<'a> GroupedBatch<'a> {
             .iter()
             .enumerate()
             .map(move |(k, &pos)| (pos, Seq(first + k as i64)))
+    }
+}
+
+/// The bytes of update data a document's updates (at `positions` of the
+/// batch) add to its stored size.
+pub(crate) fn batch_bytes(batch: &[Append], positions: &[usize]) -> i64 {
+    positions
+        .iter()
+        .map(|&p| batch[p].update.len() as i64)
+        .sum()
+}
+
+/// A size or count read back from the database. Never negative there; a
+/// negative one would mean a hand-edited database, and counts as nothing
+/// rather than wrapping into a huge quota use.
+pub(crate) fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+pub(crate) fn account_usage(documents: i64, bytes: i64) -> AccountUsage {
+    AccountUsage {
+        documents: unsigned(documents),
+        bytes: unsigned(bytes),
     }
 }
 

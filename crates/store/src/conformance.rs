@@ -42,6 +42,9 @@ use crate::{
     Rotation, Snapshot, Store, StoreError, StoreResult, StoredDoc, TokenKind,
 };
 
+mod usage;
+pub use usage::*;
+
 /// How the suite reaches the storage under test. Each test gets its own
 /// harness over fresh, empty storage (a new file, a new schema ...).
 #[async_trait::async_trait]
@@ -117,6 +120,9 @@ macro_rules! doc_store_conformance {
             every_workspace_keeps_an_admin,
             deleting_a_document_removes_its_grants,
             expired_tokens_are_purged,
+            stored_bytes_follow_appends_compaction_and_delete,
+            stored_bytes_stay_exact_under_racing_appends_and_compactions,
+            account_usage_counts_what_the_account_owns,
         );
     };
     (@checks $harness:expr; $($check:ident),* $(,)?) => {

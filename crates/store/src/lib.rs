@@ -10,7 +10,7 @@
 //! [`PgStore`] (scale-out), pass the same conformance suite.
 
 use bytes::Bytes;
-use quire_types::{DocId, Seq, UnixMillis};
+use quire_types::{DocId, Seq, UnixMillis, UserId};
 use serde::Serialize;
 
 pub mod auth;
@@ -92,6 +92,14 @@ pub struct DocumentMeta {
     pub updated_at: UnixMillis,
 }
 
+/// What one account's documents take up: the documents it owns and their
+/// stored bytes (see [`DocStore::stored_bytes`]), for per-account quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AccountUsage {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     /// Case-insensitive substring of the title; `None` lists everything.
@@ -167,6 +175,16 @@ pub trait DocStore: Send + Sync + 'static {
     async fn rename_document(&self, id: &DocId, title: &str) -> StoreResult<DocumentMeta>;
     /// Deletes metadata, log and snapshot. `NotFound` if there was no document.
     async fn delete_document(&self, id: &DocId) -> StoreResult<()>;
+
+    /// The document's stored size: its snapshot plus its log rows, in bytes
+    /// of update data. Kept in a column by [`DocStore::append`] and
+    /// [`DocStore::compact`] inside their own transactions, so it is exact
+    /// at every commit and reading it costs one row. `None` if there is no
+    /// such document.
+    async fn stored_bytes(&self, id: &DocId) -> StoreResult<Option<u64>>;
+
+    /// How many documents `owner` owns and their stored bytes in total.
+    async fn account_usage(&self, owner: &UserId) -> StoreResult<AccountUsage>;
 
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

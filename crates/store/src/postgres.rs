@@ -22,14 +22,14 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use quire_types::{DocId, Seq, UnixMillis};
+use quire_types::{DocId, Seq, UnixMillis, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
 use crate::common::{self, GroupedBatch, QueryCounter};
 use crate::{
-    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, StoreError, StoreResult,
-    StoredDoc,
+    AccountUsage, Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, StoreError,
+    StoreResult, StoredDoc,
 };
 
 /// Attempts per operation, the first included.
@@ -282,15 +282,18 @@ impl PgStore {
             // serializes this document's writers until commit. No row: the
             // document was deleted (or never created); its updates are not
             // written, the other documents' are.
+            // The same statement adds the updates' bytes to the stored size.
             self.queries.add(1);
             let last_seq: Option<i64> = sqlx::query_scalar(
                 "UPDATE documents SET last_seq = last_seq + $2, \
+                   stored_bytes = stored_bytes + $4, \
                    updated_at = GREATEST(updated_at, $3) \
                  WHERE id = $1 RETURNING last_seq",
             )
             .bind(doc.as_str())
             .bind(positions.len() as i64)
             .bind(now)
+            .bind(common::batch_bytes(batch, positions))
             .fetch_optional(&mut *tx)
             .await?;
             let Some(last_seq) = last_seq else {
@@ -352,7 +355,7 @@ impl PgStore {
         {
             return Ok(CompactOutcome::Superseded);
         }
-        self.queries.add(2);
+        self.queries.add(3);
         sqlx::query(
             "INSERT INTO snapshots (doc_id, upto, data, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (doc_id) DO UPDATE SET \
@@ -369,6 +372,19 @@ impl PgStore {
             .bind(snapshot.upto.0)
             .execute(&mut *tx)
             .await?;
+        // Recounted rather than adjusted: the rows left are the few appended
+        // since the snapshot was read, and a recount can't drift. The row
+        // lock taken above keeps appends out until commit, so the sum sees
+        // every row there is.
+        sqlx::query(
+            "UPDATE documents SET stored_bytes = $2 + \
+               COALESCE((SELECT SUM(octet_length(data)) FROM updates WHERE doc_id = $1), 0) \
+             WHERE id = $1",
+        )
+        .bind(doc.as_str())
+        .bind(snapshot.data.len() as i64)
+        .execute(&mut *tx)
+        .await?;
         self.commit(tx).await?;
         Ok(CompactOutcome::Compacted)
     }
@@ -535,6 +551,40 @@ impl DocStore for PgStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn stored_bytes(&self, id: &DocId) -> StoreResult<Option<u64>> {
+        let bytes = self
+            .retrying("stored_bytes", || async {
+                self.queries.add(1);
+                let bytes: Option<i64> =
+                    sqlx::query_scalar("SELECT stored_bytes FROM documents WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(bytes)
+            })
+            .await?;
+        Ok(bytes.map(common::unsigned))
+    }
+
+    async fn account_usage(&self, owner: &UserId) -> StoreResult<AccountUsage> {
+        let (documents, bytes) = self
+            .retrying("account_usage", || async {
+                self.queries.add(1);
+                // SUM of BIGINT is NUMERIC in PostgreSQL, which the driver
+                // would not read as an i64.
+                let row: (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COALESCE(SUM(stored_bytes), 0)::bigint \
+                     FROM documents WHERE owner_id = $1",
+                )
+                .bind(owner.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row)
+            })
+            .await?;
+        Ok(common::account_usage(documents, bytes))
     }
 
     fn queries_executed(&self) -> u64 {

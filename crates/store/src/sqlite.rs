@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use quire_types::{DocId, Seq, UnixMillis};
+use quire_types::{DocId, Seq, UnixMillis, UserId};
 use sqlx::QueryBuilder;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -22,8 +22,8 @@ use sqlx::sqlite::{
 
 use crate::common::{self, GroupedBatch, QueryCounter};
 use crate::{
-    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, StoreError, StoreResult,
-    StoredDoc,
+    AccountUsage, Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, StoreError,
+    StoreResult, StoredDoc,
 };
 
 /// Rows per multi-row `INSERT` into `updates`: three bound parameters each,
@@ -176,21 +176,24 @@ impl DocStore for SqliteStore {
         let mut seqs = vec![None; batch.len()];
         let mut rows = Vec::with_capacity(batch.len());
         let mut tx = self.begin_write().await?;
-        // Reserves each document's numbers, all documents in one statement
-        // (each statement is a round trip to sqlx's worker thread). An
-        // update, never an upsert: a document that is not there was deleted
-        // (or never created) and must stay gone; it returns no row.
+        // Reserves each document's numbers and adds its bytes to its stored
+        // size, all documents in one statement (each statement is a round
+        // trip to sqlx's worker thread). An update, never an upsert: a
+        // document that is not there was deleted (or never created) and must
+        // stay gone; it returns no row.
         let docs: Vec<(&DocId, &Vec<usize>)> = grouped.docs.iter().map(|(d, p)| (*d, p)).collect();
         for chunk in docs.chunks(ROWS_PER_INSERT) {
             self.queries.add(1);
             let mut update = QueryBuilder::<Sqlite>::new(
-                "UPDATE documents SET last_seq = last_seq + v.column2, updated_at = max(updated_at, ",
+                "UPDATE documents SET last_seq = last_seq + v.column2, \
+                 stored_bytes = stored_bytes + v.column3, updated_at = max(updated_at, ",
             );
             update.push_bind(now);
             update.push(") FROM (");
             update.push_values(chunk, |mut row, (doc, positions)| {
                 row.push_bind(doc.as_str())
-                    .push_bind(positions.len() as i64);
+                    .push_bind(positions.len() as i64)
+                    .push_bind(common::batch_bytes(batch, positions));
             });
             update.push(") AS v WHERE documents.id = v.column1 RETURNING id, last_seq");
             let reserved: Vec<(String, i64)> = update
@@ -263,7 +266,7 @@ impl DocStore for SqliteStore {
         if !common::compaction_allowed(current.map(Seq), base, Seq(last_seq), &snapshot)? {
             return Ok(CompactOutcome::Superseded);
         }
-        self.queries.add(2);
+        self.queries.add(3);
         sqlx::query(
             "INSERT INTO snapshots (doc_id, upto, data, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (doc_id) DO UPDATE SET \
@@ -282,6 +285,18 @@ impl DocStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        // Recounted rather than adjusted: the rows left are the few appended
+        // since the snapshot was read, and a recount can't drift.
+        sqlx::query(
+            "UPDATE documents SET stored_bytes = $2 + \
+               COALESCE((SELECT SUM(length(data)) FROM updates WHERE doc_id = $1), 0) \
+             WHERE id = $1",
+        )
+        .bind(doc.as_str())
+        .bind(snapshot.data.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         self.commit(tx).await?;
         Ok(CompactOutcome::Compacted)
     }
@@ -376,6 +391,29 @@ impl DocStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn stored_bytes(&self, id: &DocId) -> StoreResult<Option<u64>> {
+        self.queries.add(1);
+        let bytes: Option<i64> =
+            sqlx::query_scalar("SELECT stored_bytes FROM documents WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+        Ok(bytes.map(common::unsigned))
+    }
+
+    async fn account_usage(&self, owner: &UserId) -> StoreResult<AccountUsage> {
+        self.queries.add(1);
+        let (documents, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(stored_bytes), 0) FROM documents WHERE owner_id = $1",
+        )
+        .bind(owner.as_str())
+        .fetch_one(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(common::account_usage(documents, bytes))
     }
 
     fn queries_executed(&self) -> u64 {

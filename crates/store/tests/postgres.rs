@@ -160,11 +160,14 @@ async fn unsafe_schema_names_are_refused() {
 async fn a_stuck_lock_times_out_instead_of_hanging() {
     // Another session holds the document's row lock and never lets go; an
     // append must give up at the statement timeout, not wait forever.
+    // Not much shorter than a second: connecting migrates, and sqlx's
+    // migration lock is per database, so this waits there for the other
+    // tests' schemas being migrated at the same time, under the same limit.
     let h = fresh().await;
     let store = PgStore::connect(
         &h.url,
         PgOptions {
-            statement_timeout: std::time::Duration::from_millis(200),
+            statement_timeout: std::time::Duration::from_millis(1000),
             ..h.options()
         },
     )
@@ -221,4 +224,63 @@ async fn a_single_node_excludes_every_other_node() {
         .expect("clustered nodes share");
     assert!(a.claim_node_role(NodeRole::Single).await.is_err());
     drop(one);
+}
+
+#[tokio::test]
+async fn upgrading_sizes_existing_documents() {
+    // A schema from before stored sizes existed (migrations 1 and 2),
+    // holding a compacted document, an empty one and binary rows.
+    use std::str::FromStr;
+    let h = fresh().await;
+    let mut admin = sqlx::PgConnection::connect(&h.url).await.expect("connect");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {}", h.schema)))
+        .await
+        .expect("schema");
+    let connect = sqlx::postgres::PgConnectOptions::from_str(&h.url)
+        .expect("url")
+        .options([("search_path", h.schema.as_str())]);
+    let old = sqlx::PgPool::connect_with(connect).await.expect("pool");
+    sqlx::migrate!("./migrations/postgres")
+        .run_to(2, &old)
+        .await
+        .expect("the old schema");
+    sqlx::query(
+        "INSERT INTO documents (id, title, created_at, updated_at, last_seq) \
+         VALUES ('old', 'Old', 1, 1, 3), ('empty', 'Empty', 1, 1, 0)",
+    )
+    .execute(&old)
+    .await
+    .expect("documents");
+    sqlx::query("INSERT INTO updates (doc_id, seq, data) VALUES ('old', 2, $1), ('old', 3, $2)")
+        .bind(&b"ab\0d"[..])
+        .bind(vec![0u8; 300])
+        .execute(&old)
+        .await
+        .expect("rows");
+    sqlx::query("INSERT INTO snapshots (doc_id, upto, data, created_at) VALUES ('old', 1, $1, 1)")
+        .bind(vec![0xffu8; 1000])
+        .execute(&old)
+        .await
+        .expect("snapshot");
+    old.close().await;
+
+    let store = h.connect().await;
+    let old_doc = DocId::new("old").unwrap();
+    assert_eq!(
+        store.stored_bytes(&old_doc).await.expect("size"),
+        Some(1000 + 4 + 300)
+    );
+    assert_eq!(
+        store
+            .stored_bytes(&DocId::new("empty").unwrap())
+            .await
+            .expect("size"),
+        Some(0)
+    );
+    store.append(&one_update(&old_doc)).await.expect("append");
+    assert_eq!(
+        store.stored_bytes(&old_doc).await.expect("size"),
+        Some(1305)
+    );
 }

@@ -94,3 +94,61 @@ async fn opening_twice_shares_the_file() {
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(second.load(&d).await.expect("load").tail.len(), 2);
 }
+
+#[tokio::test]
+async fn upgrading_sizes_existing_documents() {
+    // A database from before stored sizes existed (migrations 1 and 2),
+    // holding a compacted document, an empty one and binary rows.
+    let h = fresh().await;
+    std::fs::create_dir_all(h.path().parent().unwrap()).unwrap();
+    let connect = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(h.path())
+        .create_if_missing(true);
+    let old = sqlx::SqlitePool::connect_with(connect).await.expect("open");
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(2, &old)
+        .await
+        .expect("the old schema");
+    sqlx::query(
+        "INSERT INTO documents (id, title, created_at, updated_at, last_seq) \
+         VALUES ('old', 'Old', 1, 1, 3), ('empty', 'Empty', 1, 1, 0)",
+    )
+    .execute(&old)
+    .await
+    .expect("documents");
+    // NUL bytes: a size counted as text would stop at the first.
+    sqlx::query(
+        "INSERT INTO updates (doc_id, seq, data) VALUES ('old', 2, $1), ('old', 3, $2); \
+         INSERT INTO snapshots (doc_id, upto, data, created_at) VALUES ('old', 1, $3, 1)",
+    )
+    .bind(&b"ab\0d"[..])
+    .bind(vec![0u8; 300])
+    .bind(vec![0xffu8; 1000])
+    .execute(&old)
+    .await
+    .expect("rows");
+    old.close().await;
+
+    let store = h.open().await;
+    let size = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .stored_bytes(&DocId::new(id).unwrap())
+                .await
+                .expect("stored bytes")
+        }
+    };
+    assert_eq!(size("old").await, Some(1000 + 4 + 300));
+    assert_eq!(size("empty").await, Some(0));
+    // And it is kept from there on.
+    let d = DocId::new("old").unwrap();
+    store
+        .append(&[Append {
+            doc: d.clone(),
+            update: "xyz".into(),
+        }])
+        .await
+        .expect("append");
+    assert_eq!(size("old").await, Some(1307));
+}

@@ -23,4 +23,21 @@ describe('classifyClose', () => {
     expect(verdict.error.retryable).toBe(retryable);
     expect(verdict.error.message.length).toBeGreaterThan(10);
   });
+
+  it("tells the owner's storage quota apart from the document size limit", () => {
+    const quota = classifyClose(4413, "storage quota reached: the document's owner has no room left");
+    expect(quota).toEqual({
+      kind: 'stop',
+      error: {
+        code: 'quota',
+        message: "This document can't grow: its owner's storage is full. Your last edits are kept on this device.",
+        retryable: true,
+      },
+    });
+    const size = classifyClose(4413, 'document size limit reached');
+    expect(size.kind === 'stop' && size.error.code).toBe('too-large');
+    // Only 4413 carries the quota: the same words under another code mean nothing special.
+    const other = classifyClose(1009, 'storage quota reached');
+    expect(other.kind === 'stop' && other.error.code).toBe('too-large');
+  });
 });

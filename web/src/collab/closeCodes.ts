@@ -7,6 +7,7 @@ export type SessionErrorCode =
   | 'permission-denied'
   | 'deleted'
   | 'too-large'
+  | 'quota'
   | 'malformed'
   | 'refused';
 
@@ -28,6 +29,14 @@ export const CLOSE_ACCESS_CHANGED = 4409;
 export const CLOSE_DOC_TOO_LARGE = 4413;
 export const CLOSE_TOO_SLOW = 4429;
 
+/**
+ * 4413 means "this change would make the document too large". The server
+ * says why in the reason: its own size limit, or, starting with these words,
+ * the storage quota of the document's owner (which deleting documents can
+ * lift, so it deserves its own explanation).
+ */
+export const QUOTA_REASON_PREFIX = 'storage quota';
+
 export type CloseVerdict = { kind: 'reconnect' } | { kind: 'stop'; error: SessionError };
 
 /**
@@ -40,12 +49,12 @@ export function classifyClose(code: number | null, reason = ''): CloseVerdict {
     case CLOSE_NOT_FOUND:
       return stop('deleted', 'This document was deleted or does not exist.', false);
     case CLOSE_DOC_TOO_LARGE:
+      if (reason.startsWith(QUOTA_REASON_PREFIX)) {
+        return stop('quota', "This document can't grow: its owner's storage is full. Your last edits are kept on this device.", true);
+      }
+      return tooLarge();
     case CLOSE_TOO_BIG:
-      return stop(
-        'too-large',
-        'The server refused this change because the document is too large. Your latest edits are kept on this device.',
-        true,
-      );
+      return tooLarge();
     case CLOSE_MALFORMED:
       return stop('malformed', 'The server could not read a message from this page. Reload to try again.', true);
     case CLOSE_UNAUTHORIZED:
@@ -65,6 +74,14 @@ export function classifyClose(code: number | null, reason = ''): CloseVerdict {
       // 1001 shutdown, 1006 network drop, 1011 internal error, 4500+ "try later".
       return { kind: 'reconnect' };
   }
+}
+
+function tooLarge(): CloseVerdict {
+  return stop(
+    'too-large',
+    'The server refused this change because the document is too large. Your latest edits are kept on this device.',
+    true,
+  );
 }
 
 function stop(code: SessionErrorCode, message: string, retryable: boolean): CloseVerdict {

@@ -157,6 +157,33 @@ describe('CollabSession against a fake server', () => {
     expect(server.openSockets).toHaveLength(0);
   });
 
+  it("stops calmly when the owner's storage is full, keeps the edit, and retry() sends it", async () => {
+    const server = new FakeServer();
+    const { session, clock } = open(server);
+    await session.start();
+    await flush();
+    server.ackAll();
+    await flush();
+    type(session, 'one word too many');
+    await flush();
+    server.dropAll(4413, "storage quota reached: the document's owner has no room left");
+    await flush();
+    const state = deriveSaveState(session.getSnapshot());
+    expect(state.kind === 'error' && state.error.code).toBe('quota');
+    // No reconnect loop: the same edit would only be refused again.
+    clock.advance(60_000);
+    await flush();
+    expect(server.openSockets).toHaveLength(0);
+    expect(session.fragment.toString()).toContain('one word too many');
+
+    // The owner made room: trying again sends the kept edit, and it is saved.
+    server.autoAck = true;
+    session.retry();
+    await flush();
+    expect(server.text()).toContain('one word too many');
+    expect(kind(session)).toBe('saved');
+  });
+
   it('stops and explains when permission is denied, and retry() reconnects', async () => {
     const server = new FakeServer();
     server.autoAck = true;

@@ -2,7 +2,7 @@
 
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 
-import { ApiError, UNTITLED, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta, type Presence } from '../api';
+import { ApiError, UNTITLED, accountUsage, createDocument, deleteDocument, displayTitle, forgetDocument, listDocuments, rememberDocument, renameDocument, type DocumentMeta, type Presence } from '../api';
 import { verifiedPeople } from '../collab/awareness';
 import { clearLocalCopy } from '../collab/localCopy';
 import { AvatarStack } from '../components/Avatars';
@@ -10,6 +10,7 @@ import { ConfirmDialog } from '../components/ConfirmDialog';
 import { Icon } from '../components/Icon';
 import { AppHeader } from '../components/AppHeader';
 import { absoluteTime, relativeTime } from '../components/time';
+import { usageWarnings } from '../quota';
 import { documentPath, Link, navigate, useDocumentTitle } from '../router';
 
 type LoadState = { kind: 'loading' } | { kind: 'ready'; documents: DocumentMeta[] } | { kind: 'error'; message: string };
@@ -22,6 +23,8 @@ export function DocumentsPage() {
   const [state, setState] = useState<LoadState>({ kind: 'loading' });
   const [creating, setCreating] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
+  const [createError, setCreateError] = useState<string | null>(null);
+  const [quotaWarnings, setQuotaWarnings] = useState<string[]>([]);
   const [renaming, setRenaming] = useState<string | null>(null);
   const [deleting, setDeleting] = useState<DocumentMeta | null>(null);
   const [deleteBusy, setDeleteBusy] = useState(false);
@@ -41,6 +44,17 @@ export function DocumentsPage() {
       );
     }
   }, []);
+
+  // How much of the account's quotas is used, shown only when close.
+  const refreshUsage = useCallback(async () => {
+    try {
+      const { usage, quotas } = await accountUsage();
+      setQuotaWarnings(usageWarnings(usage, quotas));
+    } catch {
+      // Not worth an error of its own: a refused create still says why.
+    }
+  }, []);
+  useEffect(() => void refreshUsage(), [refreshUsage]);
 
   // Filter as you type, debounced.
   useEffect(() => {
@@ -64,13 +78,16 @@ export function DocumentsPage() {
   const onCreate = async () => {
     setCreating(true);
     setNotice(null);
+    setCreateError(null);
     try {
       const doc = await createDocument();
       rememberDocument(doc);
       navigate(documentPath(doc.id), { state: { fresh: true } });
     } catch (error) {
-      setNotice(error instanceof ApiError ? error.message : 'Could not create a document.');
+      // The server's words: a quota refusal says which quota and what to do.
+      setCreateError(error instanceof ApiError ? error.message : 'Could not create a document.');
       setCreating(false);
+      void refreshUsage();
     }
   };
 
@@ -91,7 +108,9 @@ export function DocumentsPage() {
       const id = deleting.id;
       setState((s) => (s.kind === 'ready' ? { ...s, documents: s.documents.filter((d) => d.id !== id) } : s));
       setNotice(`Deleted “${displayTitle(deleting.title)}”.`);
+      setCreateError(null);
       setDeleting(null);
+      void refreshUsage();
     } catch (error) {
       setDeleteError(error instanceof ApiError ? error.message : 'Could not delete the document.');
     } finally {
@@ -132,6 +151,17 @@ export function DocumentsPage() {
         <p className="notice" role="status" aria-live="polite">
           {notice}
         </p>
+        {createError && (
+          <div className="banner banner-error" role="alert" data-testid="create-error">
+            <Icon name="warning" />
+            <span>{createError}</span>
+          </div>
+        )}
+        {quotaWarnings.length > 0 && (
+          <p className="quota-usage" data-testid="quota-usage">
+            {quotaWarnings.join(' ')}
+          </p>
+        )}
 
         {state.kind === 'loading' && <p className="muted">Loading documents…</p>}
         {state.kind === 'error' && (

@@ -143,8 +143,10 @@ function EditorScreen({ session, docId, loaded, serverTitle, role }: ScreenProps
   const [sharing, setSharing] = useState(false);
   const deleted = saveState.kind === 'error' && saveState.error.code === 'deleted';
   const refused = saveState.kind === 'error' && saveState.error.code === 'permission-denied';
+  // The owner's storage is full: further edits could not be saved either.
+  const full = saveState.kind === 'error' && saveState.error.code === 'quota';
   const viewOnly = !canEdit(role);
-  const readOnly = deleted || refused || viewOnly;
+  const readOnly = deleted || refused || full || viewOnly;
 
   // Refused by the server: if the sign-in itself ended, this request's 401
   // (that a refresh cannot cure) shows the sign-in page.
@@ -180,7 +182,7 @@ function EditorScreen({ session, docId, loaded, serverTitle, role }: ScreenProps
       )}
 
       {saveState.kind === 'error' && (
-        <div className="banner banner-error" role="alert" data-testid="session-error">
+        <div className={full ? 'banner' : 'banner banner-error'} role="alert" data-testid="session-error" data-code={saveState.error.code}>
           <Icon name="warning" />
           <span>{saveState.error.message}</span>
           {deleted ? (

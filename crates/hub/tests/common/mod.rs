@@ -5,10 +5,10 @@
 
 use quire_bus::{RedisBus, RedisBusOptions};
 use quire_store::{
-    Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteStore, StoreResult,
-    StoredDoc,
+    AccountUsage, Append, CompactOutcome, DocStore, DocumentMeta, ListQuery, Snapshot, SqliteStore,
+    StoreResult, StoredDoc,
 };
-use quire_types::{DocId, NodeId, Seq};
+use quire_types::{DocId, NodeId, Seq, UserId};
 
 /// What a test does with an append instead of (or before) the store's own.
 #[async_trait::async_trait]
@@ -59,6 +59,12 @@ impl<H: AppendHook> DocStore for HookedStore<H> {
     }
     async fn delete_document(&self, id: &DocId) -> StoreResult<()> {
         self.inner.delete_document(id).await
+    }
+    async fn stored_bytes(&self, id: &DocId) -> StoreResult<Option<u64>> {
+        self.inner.stored_bytes(id).await
+    }
+    async fn account_usage(&self, owner: &UserId) -> StoreResult<AccountUsage> {
+        self.inner.account_usage(owner).await
     }
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await

@@ -243,6 +243,19 @@ pub struct ServeConfig {
     #[arg(long, env = "QUIRE_OUTGOING_QUEUE", default_value_t = 4096)]
     pub outgoing_queue: usize,
 
+    /// Bytes queued for one socket before it is closed as too slow (4429),
+    /// besides one reply carrying the document's state (a client joining a
+    /// large document is not "slow"). Must be at least --max-frame-bytes.
+    #[arg(long, env = "QUIRE_OUTGOING_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub outgoing_queue_bytes: usize,
+
+    /// Estimated memory of one decoded document, in bytes. The encoded size
+    /// says little (a million nulls take 1 MB in an update and ~24 MB in
+    /// memory); updates past this are refused (4413), and a stored document
+    /// past it is refused at load with an error naming this flag.
+    #[arg(long, env = "QUIRE_MAX_DOCUMENT_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub max_document_memory_bytes: u64,
+
     /// Group commit: how long to wait for more updates before committing a
     /// batch, in milliseconds. 0 commits as soon as the previous commit ends
     /// (batching whatever arrived meanwhile).
@@ -444,6 +457,8 @@ impl ServeConfig {
         HubConfig {
             max_document_bytes: self.max_document_bytes,
             outgoing_queue: self.outgoing_queue.max(16),
+            outgoing_queue_bytes: self.outgoing_queue_bytes.max(self.max_frame_bytes),
+            max_document_memory_bytes: self.max_document_memory_bytes,
             append_window: Duration::from_millis(self.append_window_ms),
             append_max_batch: self.append_max_batch.max(1),
             compact_after_updates: self.compact_after_updates.max(1),

@@ -56,6 +56,15 @@ pub fn limits(config: &crate::config::ServeConfig) {
         ("max_frame_bytes", config.max_frame_bytes as f64),
         ("max_document_bytes", config.max_document_bytes as f64),
         ("outgoing_queue", config.outgoing_queue as f64),
+        ("outgoing_queue_bytes", config.outgoing_queue_bytes as f64),
+        (
+            "max_document_memory_bytes",
+            config.max_document_memory_bytes as f64,
+        ),
+        (
+            "max_nesting_depth",
+            quire_hub::update_scan::MAX_NESTING as f64,
+        ),
         ("max_awareness_bytes", config.max_awareness_bytes as f64),
         (
             "ws_write_timeout_secs",

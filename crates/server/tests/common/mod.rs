@@ -10,6 +10,10 @@
 //! [`TestClient::connect_as`], which does neither.
 #![allow(dead_code)]
 
+mod process;
+#[allow(unused_imports)]
+pub use process::*;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -115,6 +115,12 @@ pub enum StoreError {
     AlreadyExists,
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The disk (or the database's own size limit) has no room for the
+    /// write. Nothing of it was stored. Not worth retrying at once: it lasts
+    /// until an operator makes room, and writes work again by themselves
+    /// from then on.
+    #[error("storage is full: {0}")]
+    Full(String),
     #[error("storage error: {0}")]
     Backend(String),
 }

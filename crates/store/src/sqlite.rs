@@ -432,16 +432,18 @@ impl DocStore for SqliteStore {
 
 /// `SQLITE_BUSY` and `SQLITE_LOCKED` (with their extended codes) mean another
 /// process held the file longer than the busy timeout: an outage, not a bug.
+/// `SQLITE_FULL`: no room on the disk (ENOSPC, or a disk quota).
 fn map_err(e: sqlx::Error) -> StoreError {
-    let locked = e
+    let primary = e
         .as_database_error()
         .and_then(|db| db.code())
         .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 5 | 6));
-    if locked || common::is_connection_error(&e) {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(e.to_string())
+        .map(|code| code & 0xff);
+    match primary {
+        Some(13) => StoreError::Full(e.to_string()),
+        Some(5 | 6) => StoreError::Unavailable(e.to_string()),
+        _ if common::is_connection_error(&e) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
     }
 }
 

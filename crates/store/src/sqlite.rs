@@ -14,10 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use quire_types::{DocId, Seq, UnixMillis, UserId};
+use sqlx::Connection;
 use sqlx::QueryBuilder;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::common::{self, GroupedBatch, QueryCounter};
@@ -91,6 +92,7 @@ impl SqliteStore {
             // Reopening the single writer costs a WAL recovery check; keep it.
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_release(|conn, _| Box::pin(retire_if_stuck_in_transaction(conn)))
             .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(map_err)?;
@@ -430,6 +432,29 @@ impl DocStore for SqliteStore {
     }
 }
 
+/// Whether the writer may go back to the pool (`false` closes it, and the
+/// pool opens a fresh one).
+///
+/// A write that fails with `SQLITE_FULL` (a full disk) or an I/O error may
+/// have been rolled back by SQLite itself. sqlx's ROLLBACK then fails
+/// ("no transaction is active") and it goes on counting the transaction as
+/// open, so every later `BEGIN` on that connection would fail with
+/// "non-zero transaction depth": writes would stay broken after the disk
+/// had room again, until the process restarted. Only a failed transaction
+/// gets here with a depth; the ping first lets the connection's worker run
+/// the rollback queued when it was dropped.
+async fn retire_if_stuck_in_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the SQLite writer was left inside a failed transaction; reopening it");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// `SQLITE_BUSY` and `SQLITE_LOCKED` (with their extended codes) mean another
 /// process held the file longer than the busy timeout: an outage, not a bug.
 /// `SQLITE_FULL`: no room on the disk (ENOSPC, or a disk quota).
@@ -448,39 +473,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A per-connection setting, read back from a connection of `pool`.
-    async fn pragma(pool: &SqlitePool, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
-    }
-
-    #[tokio::test]
-    async fn connections_are_durable_and_readers_read_only() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let opts = SqliteOptions {
-            max_readers: 2,
-            busy_timeout: Duration::from_millis(1500),
-        };
-        let store = SqliteStore::open(&dir.path().join("q.db"), opts)
-            .await
-            .expect("open");
-        for pool in [&store.writer, &store.readers] {
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(pool)
-                .await
-                .expect("journal_mode");
-            assert_eq!(mode, "wal");
-            // 2 = FULL: the WAL is synced at every commit.
-            assert_eq!(pragma(pool, "PRAGMA synchronous").await, 2);
-            assert_eq!(pragma(pool, "PRAGMA foreign_keys").await, 1);
-            assert_eq!(pragma(pool, "PRAGMA busy_timeout").await, 1500);
-        }
-        assert_eq!(pragma(&store.writer, "PRAGMA query_only").await, 0);
-        assert_eq!(pragma(&store.readers, "PRAGMA query_only").await, 1);
-    }
-}
+mod tests;
 
 crate::auth::impl_auth_store!(
     SqliteStore,

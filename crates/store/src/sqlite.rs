@@ -10,7 +10,8 @@
 //! writer and see a consistent snapshot per statement.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quire_types::{DocId, Seq, UnixMillis, UserId};
@@ -30,6 +31,11 @@ use crate::{
 /// Rows per multi-row `INSERT` into `updates`: three bound parameters each,
 /// well under SQLite's limit (32,766 since 3.32; sqlx bundles a newer one).
 const ROWS_PER_INSERT: usize = 500;
+
+/// Free space under which [`DocStore::ping`] reports the disk full. A commit
+/// appends pages to the WAL and a checkpoint grows the database file; with
+/// less than this left, either may fail at any moment.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
 /// Tuning for [`SqliteStore::open`].
 #[derive(Debug, Clone)]
@@ -58,6 +64,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     queries: QueryCounter,
+    /// The folder holding the database, whose free space readiness checks.
+    dir: Arc<PathBuf>,
 }
 
 impl SqliteStore {
@@ -110,16 +118,38 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
 
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Ok(SqliteStore {
             writer,
             readers,
             queries: QueryCounter::default(),
+            dir: Arc::new(dir.to_path_buf()),
         })
     }
 
     /// Statements this store (and its clones) has sent since it was opened.
     pub fn queries_executed(&self) -> u64 {
         self.queries.get()
+    }
+
+    /// `Full` when the filesystem holding the database has less than
+    /// [`MIN_FREE_BYTES`] left for an unprivileged writer. A filesystem
+    /// that cannot say is taken to have room.
+    fn check_free_space(&self) -> StoreResult<()> {
+        let Ok(fs) = rustix::fs::statvfs(self.dir.as_path()) else {
+            return Ok(());
+        };
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < MIN_FREE_BYTES {
+            return Err(StoreError::Full(format!(
+                "{free} bytes free on the filesystem holding {}",
+                self.dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Closes both pools, waiting for in-flight statements; for graceful
@@ -428,7 +458,7 @@ impl DocStore for SqliteStore {
             .execute(&self.readers)
             .await
             .map_err(map_err)?;
-        Ok(())
+        self.check_free_space()
     }
 }
 

@@ -29,6 +29,31 @@ const QUEUE: usize = 16 * 1024;
 /// told its appends failed.
 const RETRIES: u32 = 3;
 
+/// Why a batch was not stored, as its documents tell their sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendFailure {
+    /// The disk is full: nothing will be stored until someone makes room.
+    Full,
+    /// Anything else (the store unreachable after retries, an error).
+    Failed,
+}
+
+impl AppendFailure {
+    fn of(e: &StoreError) -> Self {
+        match e {
+            StoreError::Full(_) => AppendFailure::Full,
+            _ => AppendFailure::Failed,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            AppendFailure::Full => "full",
+            AppendFailure::Failed => "failed",
+        }
+    }
+}
+
 pub(crate) struct AppendRequest {
     pub doc: DocId,
     pub update: Bytes,
@@ -165,10 +190,11 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
             metrics::counter!(m::APPEND_ROWS_TOTAL).increment(stored as u64);
         }
         Err(e) => {
+            let why = AppendFailure::of(&e);
             tracing::error!(error = %e, rows = appends.len(), "append failed");
-            metrics::counter!(m::APPEND_FAILURES_TOTAL).increment(1);
+            metrics::counter!(m::APPEND_FAILURES_TOTAL, "reason" => why.label()).increment(1);
             for PerDoc { rows, reply, .. } in per_doc.into_values() {
-                let _ = reply.send(DocCommand::AppendFailed { rows });
+                let _ = reply.send(DocCommand::AppendFailed { rows, why });
             }
         }
     }

@@ -22,7 +22,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ReadTxn, StateVector, Transact};
 
-use crate::appender::AppendRequest;
+use crate::appender::{AppendFailure, AppendRequest};
 use crate::awareness::{self, Awareness, RelayPayload};
 use crate::compaction::{self, CompactionResult};
 use crate::content::{Content, Failure, Settled, Trust};
@@ -108,6 +108,7 @@ pub(crate) enum DocCommand {
     },
     AppendFailed {
         rows: usize,
+        why: AppendFailure,
     },
     /// The store refused these appends because the document no longer
     /// exists (it was deleted while live here); nothing of them was written.
@@ -506,18 +507,19 @@ impl DocActor {
                 self.announce_committed();
                 self.maybe_compact();
             }
-            DocCommand::AppendFailed { rows } => {
+            DocCommand::AppendFailed { rows, why } => {
                 self.committed += rows as u64;
                 self.unstored = true;
                 // The live document now holds updates that are not durable.
                 // Drop it: clients keep whatever was not acknowledged and
                 // re-send it on reconnect, and the next load starts from what
                 // storage really has.
-                self.begin_close(CloseFrame::new(
-                    CloseCode::InternalError,
-                    "storage failed; reconnect to resync",
-                ))
-                .await;
+                let reason = match why {
+                    AppendFailure::Full => "storage full; reconnect to resync",
+                    AppendFailure::Failed => "storage failed; reconnect to resync",
+                };
+                self.begin_close(CloseFrame::new(CloseCode::InternalError, reason))
+                    .await;
             }
             DocCommand::DocumentGone { rows } => {
                 // Counted so the document can unload, never acknowledged:

@@ -59,7 +59,7 @@ pub fn describe() {
     describe_counter!(APPEND_ROWS_TOTAL, "Updates durably appended to the log");
     describe_counter!(
         APPEND_FAILURES_TOTAL,
-        "Append transactions that failed after retries"
+        "Append transactions that failed after retries, by reason (full: no room on disk; failed)"
     );
     describe_histogram!(
         ACK_LATENCY_SECONDS,

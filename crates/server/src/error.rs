@@ -92,7 +92,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::AlreadyExists => ApiError::Conflict("it already exists".into()),
-            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            // A full disk is an outage to the client too; the log says which.
+            StoreError::Unavailable(m) | StoreError::Full(m) => ApiError::Unavailable(m),
             StoreError::Backend(m) => ApiError::Internal(m),
         }
     }

@@ -12,6 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use quire_store::StoreError;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -26,15 +27,20 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the store answers within two seconds.
+/// Readiness: the store answers within two seconds and has room to write
+/// (see [`quire_store::DocStore::ping`]).
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(2), state.hub.store().ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
+            let reason = match e {
+                StoreError::Full(_) => "storage full",
+                _ => "store unreachable",
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "store unreachable" })),
+                Json(json!({ "status": "unavailable", "reason": reason })),
             )
         }
         Err(_) => (

@@ -115,6 +115,12 @@ pub enum StoreError {
     AlreadyExists,
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The disk (or the database's own size limit) has no room for the
+    /// write. Nothing of it was stored. Not worth retrying at once: it lasts
+    /// until an operator makes room, and writes work again by themselves
+    /// from then on.
+    #[error("storage is full: {0}")]
+    Full(String),
     #[error("storage error: {0}")]
     Backend(String),
 }
@@ -186,7 +192,9 @@ pub trait DocStore: Send + Sync + 'static {
     /// How many documents `owner` owns and their stored bytes in total.
     async fn account_usage(&self, owner: &UserId) -> StoreResult<AccountUsage>;
 
-    /// Cheap round trip for readiness checks.
+    /// Cheap round trip for readiness checks. The embedded store also
+    /// answers [`StoreError::Full`] when its disk is all but full, which no
+    /// read would show; it answers `Ok` again as soon as there is room.
     async fn ping(&self) -> StoreResult<()>;
 
     /// Statements sent to the database since the store was opened (shared by

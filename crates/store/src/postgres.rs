@@ -641,9 +641,12 @@ fn is_transient(e: &sqlx::Error) -> bool {
             && !matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed))
 }
 
+/// 53100 `disk_full`: the database server's disk has no room for the write.
 fn map_err(e: sqlx::Error) -> StoreError {
     if is_connection_failure(&e) {
         StoreError::Unavailable(e.to_string())
+    } else if sqlstate(&e).as_deref() == Some("53100") {
+        StoreError::Full(e.to_string())
     } else {
         StoreError::Backend(e.to_string())
     }

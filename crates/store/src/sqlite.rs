@@ -10,14 +10,16 @@
 //! writer and see a consistent snapshot per statement.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quire_types::{DocId, Seq, UnixMillis, UserId};
+use sqlx::Connection;
 use sqlx::QueryBuilder;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::common::{self, GroupedBatch, QueryCounter};
@@ -29,6 +31,11 @@ use crate::{
 /// Rows per multi-row `INSERT` into `updates`: three bound parameters each,
 /// well under SQLite's limit (32,766 since 3.32; sqlx bundles a newer one).
 const ROWS_PER_INSERT: usize = 500;
+
+/// Free space under which [`DocStore::ping`] reports the disk full. A commit
+/// appends pages to the WAL and a checkpoint grows the database file; with
+/// less than this left, either may fail at any moment.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
 
 /// Tuning for [`SqliteStore::open`].
 #[derive(Debug, Clone)]
@@ -57,6 +64,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     queries: QueryCounter,
+    /// The folder holding the database, whose free space readiness checks.
+    dir: Arc<PathBuf>,
 }
 
 impl SqliteStore {
@@ -91,6 +100,7 @@ impl SqliteStore {
             // Reopening the single writer costs a WAL recovery check; keep it.
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_release(|conn, _| Box::pin(retire_if_stuck_in_transaction(conn)))
             .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(map_err)?;
@@ -108,16 +118,38 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
 
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Ok(SqliteStore {
             writer,
             readers,
             queries: QueryCounter::default(),
+            dir: Arc::new(dir.to_path_buf()),
         })
     }
 
     /// Statements this store (and its clones) has sent since it was opened.
     pub fn queries_executed(&self) -> u64 {
         self.queries.get()
+    }
+
+    /// `Full` when the filesystem holding the database has less than
+    /// [`MIN_FREE_BYTES`] left for an unprivileged writer. A filesystem
+    /// that cannot say is taken to have room.
+    fn check_free_space(&self) -> StoreResult<()> {
+        let Ok(fs) = rustix::fs::statvfs(self.dir.as_path()) else {
+            return Ok(());
+        };
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < MIN_FREE_BYTES {
+            return Err(StoreError::Full(format!(
+                "{free} bytes free on the filesystem holding {}",
+                self.dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Closes both pools, waiting for in-flight statements; for graceful
@@ -426,59 +458,52 @@ impl DocStore for SqliteStore {
             .execute(&self.readers)
             .await
             .map_err(map_err)?;
-        Ok(())
+        self.check_free_space()
     }
+}
+
+/// Whether the writer may go back to the pool (`false` closes it, and the
+/// pool opens a fresh one).
+///
+/// A write that fails with `SQLITE_FULL` (a full disk) or an I/O error may
+/// have been rolled back by SQLite itself. sqlx's ROLLBACK then fails
+/// ("no transaction is active") and it goes on counting the transaction as
+/// open, so every later `BEGIN` on that connection would fail with
+/// "non-zero transaction depth": writes would stay broken after the disk
+/// had room again, until the process restarted. Only a failed transaction
+/// gets here with a depth; the ping first lets the connection's worker run
+/// the rollback queued when it was dropped.
+async fn retire_if_stuck_in_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the SQLite writer was left inside a failed transaction; reopening it");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// `SQLITE_BUSY` and `SQLITE_LOCKED` (with their extended codes) mean another
 /// process held the file longer than the busy timeout: an outage, not a bug.
+/// `SQLITE_FULL`: no room on the disk (ENOSPC, or a disk quota).
 fn map_err(e: sqlx::Error) -> StoreError {
-    let locked = e
+    let primary = e
         .as_database_error()
         .and_then(|db| db.code())
         .and_then(|code| code.parse::<i32>().ok())
-        .is_some_and(|code| matches!(code & 0xff, 5 | 6));
-    if locked || common::is_connection_error(&e) {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(e.to_string())
+        .map(|code| code & 0xff);
+    match primary {
+        Some(13) => StoreError::Full(e.to_string()),
+        Some(5 | 6) => StoreError::Unavailable(e.to_string()),
+        _ if common::is_connection_error(&e) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A per-connection setting, read back from a connection of `pool`.
-    async fn pragma(pool: &SqlitePool, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
-    }
-
-    #[tokio::test]
-    async fn connections_are_durable_and_readers_read_only() {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        let opts = SqliteOptions {
-            max_readers: 2,
-            busy_timeout: Duration::from_millis(1500),
-        };
-        let store = SqliteStore::open(&dir.path().join("q.db"), opts)
-            .await
-            .expect("open");
-        for pool in [&store.writer, &store.readers] {
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(pool)
-                .await
-                .expect("journal_mode");
-            assert_eq!(mode, "wal");
-            // 2 = FULL: the WAL is synced at every commit.
-            assert_eq!(pragma(pool, "PRAGMA synchronous").await, 2);
-            assert_eq!(pragma(pool, "PRAGMA foreign_keys").await, 1);
-            assert_eq!(pragma(pool, "PRAGMA busy_timeout").await, 1500);
-        }
-        assert_eq!(pragma(&store.writer, "PRAGMA query_only").await, 0);
-        assert_eq!(pragma(&store.readers, "PRAGMA query_only").await, 1);
-    }
-}
+mod tests;
 
 crate::auth::impl_auth_store!(
     SqliteStore,

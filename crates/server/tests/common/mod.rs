@@ -618,6 +618,18 @@ impl TestClient {
         Self::run(ws, Arc::new(Doc::new()))
     }
 
+    /// Connects as `user` with `doc` (a fresh one, or one a dead connection
+    /// used), or says why the handshake failed: for tests whose server may
+    /// refuse for a while, as it does during a storage outage.
+    pub async fn try_connect_as(
+        url: &str,
+        user: &TestUser,
+        doc: Arc<Doc>,
+    ) -> Result<TestClient, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = within("connect", connect_async(user.ws_request(url))).await?;
+        Ok(Self::run(ws, doc))
+    }
+
     fn run(ws: Ws, doc: Arc<Doc>) -> TestClient {
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();

@@ -51,7 +51,7 @@ async fn repeated_state_requests_are_answered_by_the_reply_still_queued() {
     let dir = tempfile::tempdir().unwrap();
     let hub = hub(&dir, HubConfig::default()).await;
     let id = doc_id("big");
-    let mut writer = hub.join(&id, JoinOptions::default()).await.unwrap();
+    let writer = hub.join(&id, JoinOptions::default()).await.unwrap();
     writer.receive(text_update(1, &"x".repeat(1_000_000))).await;
 
     let mut reader = hub.join(&id, JoinOptions::default()).await.unwrap();

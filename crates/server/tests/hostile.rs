@@ -10,7 +10,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use futures_util::SinkExt;
 use quire_protocol::{encode_sync_step1, encode_sync_step2, encode_update};
@@ -347,7 +346,7 @@ async fn presence_shows_accounts_and_only_json_objects() {
     let frame = quire_protocol::encode_awareness(&quire_protocol::encode_awareness_update(
         [(778u64, 1u64, "{not json"), (779, 1, "{\"ok\":true}")].into_iter(),
     ));
-    viewer.send_raw(Bytes::from(frame));
+    viewer.send_raw(frame);
     let seen = within(
         "alice sees both valid states",
         alice

@@ -1,5 +1,7 @@
 //! Group commit: one task per node turns the appends of every live document
-//! into as few store transactions as possible.
+//! into as few store transactions as possible. Its queue is bounded in
+//! updates and in bytes: when the store falls behind, documents wait to
+//! queue more, and their sessions' sockets wait behind them.
 //!
 //! While a transaction commits, new appends queue up; the next transaction
 //! takes all of them (up to `append_max_batch`). So under load the batch size
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quire_store::{Append, DocStore, StoreError};
 use quire_types::{DocId, Seq};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::HubConfig;
@@ -62,7 +64,10 @@ pub(crate) struct AppendRequest {
 
 #[derive(Clone)]
 pub(crate) struct Appender {
-    tx: mpsc::Sender<AppendRequest>,
+    tx: mpsc::Sender<(AppendRequest, OwnedSemaphorePermit)>,
+    /// Bytes of queued and committing updates.
+    bytes: Arc<Semaphore>,
+    budget: usize,
 }
 
 impl Appender {
@@ -76,40 +81,66 @@ impl Appender {
             config.append_window,
             config.append_max_batch.max(1),
         ));
-        Appender { tx }
+        let budget = config
+            .append_queue_bytes
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Appender {
+            tx,
+            bytes: Arc::new(Semaphore::new(budget)),
+            budget,
+        }
     }
 
-    /// Queues an append; waits only when the queue is full.
+    /// Queues an append; waits only when the queue is full (in updates or
+    /// in bytes). An update larger than the whole byte budget waits for an
+    /// empty queue.
     pub async fn append(&self, req: AppendRequest) -> Result<(), ()> {
-        self.tx.send(req).await.map_err(|_| ())
+        let share = req.update.len().clamp(1, self.budget) as u32;
+        let bytes = self
+            .bytes
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| ())?;
+        self.tx.send((req, bytes)).await.map_err(|_| ())
     }
 }
 
 async fn run(
     store: Arc<dyn DocStore>,
-    mut rx: mpsc::Receiver<AppendRequest>,
+    mut rx: mpsc::Receiver<(AppendRequest, OwnedSemaphorePermit)>,
     window: Duration,
     max_batch: usize,
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
+    // The batch's share of the byte budget, given back once it committed.
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::with_capacity(max_batch);
+    while let Some((first, bytes)) = rx.recv().await {
         batch.push(first);
+        held.push(bytes);
         if !window.is_zero() {
             let deadline = tokio::time::Instant::now() + window;
             while batch.len() < max_batch {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(req)) => batch.push(req),
+                    Ok(Some((req, bytes))) => {
+                        batch.push(req);
+                        held.push(bytes);
+                    }
                     _ => break,
                 }
             }
         }
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(req) => batch.push(req),
+                Ok((req, bytes)) => {
+                    batch.push(req);
+                    held.push(bytes);
+                }
                 Err(_) => break,
             }
         }
         commit(&*store, &mut batch).await;
+        held.clear();
     }
 }
 

@@ -28,7 +28,7 @@ use crate::compaction::{self, CompactionResult};
 use crate::content::{Content, Failure, Settled, Trust};
 use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
-use crate::session::{CloseCode, CloseFrame, ConnId, Outbox, Refused};
+use crate::session::{CloseCode, CloseFrame, ConnId, InFrame, Inbox, Outbox, Refused};
 use crate::update_scan::Refusal;
 use crate::{AccessChange, HubError, HubInner, JoinOptions, LiveSession, Presence, SessionTarget};
 
@@ -143,7 +143,7 @@ pub(crate) enum DocCommand {
 #[derive(Clone)]
 pub(crate) struct DocHandle {
     control: flume::Sender<DocCommand>,
-    pub(crate) frames: mpsc::Sender<(ConnId, Bytes)>,
+    pub(crate) inbox: Inbox,
 }
 
 impl DocHandle {
@@ -159,10 +159,10 @@ pub(crate) fn spawn(hub: Arc<HubInner>, id: DocId) -> DocHandle {
     // flume's queue allocates nothing until used; tokio's unbounded channel
     // allocates a block of 32 commands at once, kilobytes per idle document.
     let (control_tx, control_rx) = flume::unbounded();
-    let (frames_tx, frames_rx) = mpsc::channel(FRAME_QUEUE);
+    let (inbox, frames_rx) = Inbox::new(FRAME_QUEUE, hub.config.inbound_queue_bytes);
     let handle = DocHandle {
         control: control_tx.clone(),
-        frames: frames_tx,
+        inbox,
     };
     let tracker = hub.tracker.clone();
     tracker.spawn(async move {
@@ -336,7 +336,7 @@ struct DocActor {
     exit_waiters: Vec<oneshot::Sender<()>>,
     control_tx: flume::Sender<DocCommand>,
     control: flume::Receiver<DocCommand>,
-    frames: mpsc::Receiver<(ConnId, Bytes)>,
+    frames: mpsc::Receiver<InFrame>,
 }
 
 enum Flow {
@@ -354,7 +354,7 @@ impl DocActor {
         bus_sub: Subscription,
         control_tx: flume::Sender<DocCommand>,
         control: flume::Receiver<DocCommand>,
-        frames: mpsc::Receiver<(ConnId, Bytes)>,
+        frames: mpsc::Receiver<InFrame>,
     ) -> Self {
         let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |s| s.data.len());
         let tail_bytes = stored.tail_bytes();
@@ -411,7 +411,9 @@ impl DocActor {
             let flow = tokio::select! {
                 biased;
                 Ok(cmd) = self.control.recv_async() => self.on_command(cmd).await,
-                Some((conn, frame)) = self.frames.recv(), if !self.closing => {
+                Some((conn, frame, _budget)) = self.frames.recv(), if !self.closing => {
+                    // `_budget` returns the frame's bytes to the inbound
+                    // queue once it is handled.
                     self.on_frame(conn, frame).await;
                     Flow::Continue
                 }
@@ -653,7 +655,7 @@ impl DocActor {
     /// client managed to send is dropped.
     async fn begin_close(&mut self, frame: CloseFrame) {
         if !self.closing {
-            while let Ok((conn, f)) = self.frames.try_recv() {
+            while let Ok((conn, f, _budget)) = self.frames.try_recv() {
                 self.on_frame(conn, f).await;
             }
         }

@@ -62,6 +62,13 @@ pub struct HubConfig {
     /// Bytes of a document's updates waiting for their dependencies (see
     /// [`content`]) past which a client's update that must wait is refused.
     pub max_parked_bytes: usize,
+    /// Bytes of frames queued for one document from all its sessions; past
+    /// it their sockets wait (TCP pushes back on the clients). At least the
+    /// largest frame.
+    pub inbound_queue_bytes: usize,
+    /// Bytes of updates queued for the node's group commit; past it
+    /// documents wait for the store (and their sessions for them).
+    pub append_queue_bytes: usize,
     /// How long the appender waits for more updates before committing a batch.
     /// Zero commits as soon as the previous commit finished, which already
     /// batches everything that arrived meanwhile.
@@ -101,6 +108,8 @@ impl Default for HubConfig {
             outgoing_queue_bytes: 16 * 1024 * 1024,
             max_document_memory_bytes: 512 * 1024 * 1024,
             max_parked_bytes: 16 * 1024 * 1024,
+            inbound_queue_bytes: 64 * 1024 * 1024,
+            append_queue_bytes: 256 * 1024 * 1024,
             append_window: Duration::ZERO,
             append_max_batch: 1024,
             compact_after_updates: 2000,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::doc::{DocCommand, DocHandle};
 
@@ -338,15 +338,49 @@ pub enum Offered {
     Gone,
 }
 
+/// A frame on its way to the document, with its share of the document's
+/// inbound byte budget (returned once the document has handled it).
+pub(crate) type InFrame = (ConnId, Bytes, OwnedSemaphorePermit);
+
+/// The document's inbound queue: bounded in frames and in bytes, so that
+/// clients of a document stalled behind a slow store cannot make it hold
+/// 256 frames of 8 MiB each.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    pub(crate) frames: mpsc::Sender<InFrame>,
+    bytes: Arc<Semaphore>,
+    budget: usize,
+}
+
+impl Inbox {
+    pub(crate) fn new(frames: usize, bytes: usize) -> (Inbox, mpsc::Receiver<InFrame>) {
+        let (tx, rx) = mpsc::channel(frames);
+        let budget = bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let inbox = Inbox {
+            frames: tx,
+            bytes: Arc::new(Semaphore::new(budget)),
+            budget,
+        };
+        (inbox, rx)
+    }
+
+    /// A frame's share of the byte budget: its size, or the whole budget for
+    /// one larger than that (it then waits for an empty queue, not forever).
+    fn share(&self, len: usize) -> u32 {
+        len.clamp(1, self.budget) as u32
+    }
+}
+
 /// Room for one frame in the document's queue (see [`SessionInbound::reserve`]).
 pub struct InboundPermit<'a> {
-    permit: mpsc::Permit<'a, (ConnId, Bytes)>,
+    permit: mpsc::Permit<'a, InFrame>,
+    bytes: OwnedSemaphorePermit,
     guard: &'a LeaveGuard,
 }
 
 impl InboundPermit<'_> {
     pub fn send(self, frame: Bytes) {
-        self.permit.send((self.guard.conn, frame));
+        self.permit.send((self.guard.conn, frame, self.bytes));
         self.guard.frames_sent.fetch_add(1, Ordering::Release);
     }
 }
@@ -359,7 +393,7 @@ impl SessionInbound {
         match self.offer(frame) {
             Offered::Taken => true,
             Offered::Gone => false,
-            Offered::Busy(frame) => match self.reserve().await {
+            Offered::Busy(frame) => match self.reserve(frame.len()).await {
                 Some(permit) => {
                     permit.send(frame);
                     true
@@ -372,23 +406,39 @@ impl SessionInbound {
     /// Hands one frame to the document if its queue has room, without
     /// waiting.
     pub fn offer(&self, frame: Bytes) -> Offered {
-        match self.guard.handle.frames.try_send((self.guard.conn, frame)) {
+        let inbox = &self.guard.handle.inbox;
+        let Ok(bytes) = inbox
+            .bytes
+            .clone()
+            .try_acquire_many_owned(inbox.share(frame.len()))
+        else {
+            return Offered::Busy(frame);
+        };
+        match inbox.frames.try_send((self.guard.conn, frame, bytes)) {
             Ok(()) => {
                 self.guard.frames_sent.fetch_add(1, Ordering::Release);
                 Offered::Taken
             }
-            Err(mpsc::error::TrySendError::Full((_, frame))) => Offered::Busy(frame),
+            Err(mpsc::error::TrySendError::Full((_, frame, _))) => Offered::Busy(frame),
             Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
         }
     }
 
-    /// Waits for room for one frame in the document's queue (cancel-safe:
-    /// a transport can wait for it and for outgoing frames at once).
-    /// `None` when the document is gone.
-    pub async fn reserve(&self) -> Option<InboundPermit<'_>> {
-        let permit = self.guard.handle.frames.reserve().await.ok()?;
+    /// Waits for room for a frame of `len` bytes in the document's queue
+    /// (cancel-safe: a transport can wait for it and for outgoing frames at
+    /// once). `None` when the document is gone.
+    pub async fn reserve(&self, len: usize) -> Option<InboundPermit<'_>> {
+        let inbox = &self.guard.handle.inbox;
+        let bytes = inbox
+            .bytes
+            .clone()
+            .acquire_many_owned(inbox.share(len))
+            .await
+            .ok()?;
+        let permit = inbox.frames.reserve().await.ok()?;
         Some(InboundPermit {
             permit,
+            bytes,
             guard: &self.guard,
         })
     }

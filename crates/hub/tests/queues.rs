@@ -10,17 +10,21 @@ use bytes::Bytes;
 use quire_bus::LocalBus;
 use quire_hub::{CloseCode, Hub, HubConfig, JoinOptions, Outgoing, Session};
 use quire_protocol::{Message, SyncMessage, encode_sync_step1, encode_update};
-use quire_store::{SqliteOptions, SqliteStore};
+use quire_store::{DocStore, SqliteOptions, SqliteStore};
 use quire_types::{DocId, NodeId};
 use yrs::updates::encoder::Encode;
 use yrs::{StateVector, Text, Transact, WriteTxn};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn hub(dir: &tempfile::TempDir, config: HubConfig) -> Hub {
+/// A hub over a fresh store holding the documents `docs`.
+async fn hub(dir: &tempfile::TempDir, config: HubConfig, docs: &[&str]) -> Hub {
     let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
         .await
         .unwrap();
+    for d in docs {
+        store.create_document(&doc_id(d), d).await.unwrap();
+    }
     Hub::new(
         Arc::new(store),
         Arc::new(LocalBus::new().node(NodeId::generate())),
@@ -49,7 +53,7 @@ async fn next_frame(s: &mut Session) -> Bytes {
 #[tokio::test]
 async fn repeated_state_requests_are_answered_by_the_reply_still_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = hub(&dir, HubConfig::default()).await;
+    let hub = hub(&dir, HubConfig::default(), &["big"]).await;
     let id = doc_id("big");
     let writer = hub.join(&id, JoinOptions::default()).await.unwrap();
     writer.receive(text_update(1, &"x".repeat(1_000_000))).await;
@@ -96,14 +100,26 @@ async fn a_session_past_its_queued_bytes_is_closed_as_too_slow() {
         outgoing_queue_bytes: 64 * 1024,
         ..HubConfig::default()
     };
-    let hub = hub(&dir, config).await;
+    let hub = hub(&dir, config, &["flood"]).await;
     let id = doc_id("flood");
     let mut writer = hub.join(&id, JoinOptions::default()).await.unwrap();
     let mut slow = hub.join(&id, JoinOptions::default()).await.unwrap();
+    let mut probe = hub.join(&id, JoinOptions::default()).await.unwrap();
     // 100 KiB of other people's edits for a session that reads nothing: far
     // under the 4,096 frames, over its 64 KiB.
     for i in 0..100 {
         writer.receive(text_update(10 + i, &"y".repeat(1024))).await;
+    }
+    writer.receive(text_update(200, "marker")).await;
+    // A session that reads has heard all of it, so the document has handled
+    // every frame before `slow` looks at its queue.
+    loop {
+        let f = next_frame(&mut probe).await;
+        if let Message::Sync(SyncMessage::Update(u)) = Message::decode(&f).unwrap()
+            && u.ends_with(b"marker\0")
+        {
+            break;
+        }
     }
     let close = tokio::time::timeout(TIMEOUT, async {
         loop {

@@ -68,6 +68,14 @@ async fn slow_hub(dir: &tempfile::TempDir, doc: &DocId) -> (Hub, Arc<SlowDisk>) 
         append_max_batch: MAX_BATCH as usize,
         ..HubConfig::default()
     };
+    slow_hub_with(dir, doc, config).await
+}
+
+async fn slow_hub_with(
+    dir: &tempfile::TempDir,
+    doc: &DocId,
+    config: HubConfig,
+) -> (Hub, Arc<SlowDisk>) {
     let store = SqliteStore::open(&dir.path().join("q.db"), SqliteOptions::default())
         .await
         .unwrap();
@@ -289,7 +297,7 @@ async fn back_pressure_from_a_slow_disk_reaches_the_writer_and_memory_stays_boun
         match inbound.offer(frame) {
             Offered::Taken => {}
             Offered::Busy(frame) => {
-                let permit = tokio::time::timeout(TIMEOUT, inbound.reserve())
+                let permit = tokio::time::timeout(TIMEOUT, inbound.reserve(frame.len()))
                     .await
                     .expect("room within a commit or two")
                     .expect("the document is live");
@@ -345,6 +353,89 @@ async fn back_pressure_from_a_slow_disk_reaches_the_writer_and_memory_stays_boun
     }
     let mut last_ack = 0;
     while last_ack < MOST_UNCOMMITTED {
+        match heard(&mut acks).await {
+            Heard::Ack(n, _) => last_ack = n,
+            Heard::Update(_) => {}
+            Heard::Closed(c) => panic!("the writer was closed: {c:?}"),
+        }
+    }
+}
+
+/// Large frames fill the queues' byte budgets long before their frame
+/// counts: 64 KiB updates against 256 KiB for the document's inbound queue
+/// and 1 MiB for the appender's hold about twenty updates, not the 17,000
+/// (over a gigabyte) the counts alone would let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_are_held_to_the_queues_byte_budgets() {
+    const FRAME: usize = 64 * 1024;
+    const INBOUND: usize = 256 * 1024;
+    const APPEND: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let id: DocId = "heavy".parse().unwrap();
+    let config = HubConfig {
+        inbound_queue_bytes: INBOUND,
+        append_queue_bytes: APPEND,
+        ..HubConfig::default()
+    };
+    let (hub, disk) = slow_hub_with(&dir, &id, config).await;
+    let Session { inbound, outbound } = hub
+        .join(
+            &id,
+            JoinOptions {
+                durable_acks: true,
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut acks = listen(outbound);
+
+    let doc = yrs::Doc::new();
+    let frames: Vec<Bytes> = (0..60)
+        .map(|i| {
+            let mut txn = doc.transact_mut();
+            let text = format!("{i:04}{}", "x".repeat(FRAME - 4));
+            txn.get_or_insert_array("log").push_back(&mut txn, text);
+            encode_update(&txn.encode_update_v1())
+        })
+        .collect();
+    // Each byte budget holds whole frames only, plus the one frame the
+    // document is applying.
+    let bound = (INBOUND / FRAME + APPEND / FRAME + 1) as u64;
+    let mut taken = 0u64;
+    let mut most_uncommitted = 0u64;
+    let mut waited = 0;
+    for frame in frames {
+        match inbound.offer(frame) {
+            Offered::Taken => {}
+            Offered::Busy(frame) => {
+                waited += 1;
+                let permit = tokio::time::timeout(TIMEOUT, inbound.reserve(frame.len()))
+                    .await
+                    .expect("room within a commit or two")
+                    .expect("the document is live");
+                permit.send(frame);
+            }
+            Offered::Gone => panic!("the document went away"),
+        }
+        taken += 1;
+        let uncommitted = taken - disk.committed.load(Ordering::Acquire);
+        most_uncommitted = most_uncommitted.max(uncommitted);
+        assert!(
+            uncommitted <= bound,
+            "{uncommitted} frames of 64 KiB taken and not committed: more than the byte budgets hold ({bound})"
+        );
+    }
+    eprintln!(
+        "at most {most_uncommitted} large frames uncommitted (bound {bound}); the writer waited {waited} times"
+    );
+    assert!(
+        waited > 0,
+        "the writer never waited: the budgets were never reached"
+    );
+    // Everything is stored and acknowledged in the end.
+    let mut last_ack = 0;
+    while last_ack < taken {
         match heard(&mut acks).await {
             Heard::Ack(n, _) => last_ack = n,
             Heard::Update(_) => {}

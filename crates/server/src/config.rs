@@ -256,6 +256,17 @@ pub struct ServeConfig {
     #[arg(long, env = "QUIRE_MAX_DOCUMENT_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub max_document_memory_bytes: u64,
 
+    /// Bytes of frames queued for one document from all its sockets; past
+    /// it they wait, and TCP pushes back on their clients. At least
+    /// --max-frame-bytes.
+    #[arg(long, env = "QUIRE_INBOUND_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub inbound_queue_bytes: usize,
+
+    /// Bytes of updates queued for the node's group commit; past it
+    /// documents wait for the store. At least --max-frame-bytes.
+    #[arg(long, env = "QUIRE_APPEND_QUEUE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub append_queue_bytes: usize,
+
     /// Group commit: how long to wait for more updates before committing a
     /// batch, in milliseconds. 0 commits as soon as the previous commit ends
     /// (batching whatever arrived meanwhile).
@@ -459,6 +470,8 @@ impl ServeConfig {
             outgoing_queue: self.outgoing_queue.max(16),
             outgoing_queue_bytes: self.outgoing_queue_bytes.max(self.max_frame_bytes),
             max_document_memory_bytes: self.max_document_memory_bytes,
+            inbound_queue_bytes: self.inbound_queue_bytes.max(self.max_frame_bytes),
+            append_queue_bytes: self.append_queue_bytes.max(self.max_frame_bytes),
             append_window: Duration::from_millis(self.append_window_ms),
             append_max_batch: self.append_max_batch.max(1),
             compact_after_updates: self.compact_after_updates.max(1),

@@ -57,6 +57,8 @@ pub fn limits(config: &crate::config::ServeConfig) {
         ("max_document_bytes", config.max_document_bytes as f64),
         ("outgoing_queue", config.outgoing_queue as f64),
         ("outgoing_queue_bytes", config.outgoing_queue_bytes as f64),
+        ("inbound_queue_bytes", config.inbound_queue_bytes as f64),
+        ("append_queue_bytes", config.append_queue_bytes as f64),
         (
             "max_document_memory_bytes",
             config.max_document_memory_bytes as f64,

@@ -205,7 +205,7 @@ async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, deadlin
                 .await,
                 Outgoing::Close(cf) => Step::Close(cf),
             },
-            permit = inbound.reserve(), if held.is_some() => match (permit, held.take()) {
+            permit = inbound.reserve(held.as_ref().map_or(0, Bytes::len)), if held.is_some() => match (permit, held.take()) {
                 (Some(p), Some(frame)) => {
                     p.send(frame);
                     // Nothing was read while the frame was held: the

@@ -220,7 +220,7 @@ fn awareness_parts() -> impl Strategy<Value = Vec<Vec<u8>>> {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 48, ..Config::default() })]
+    #![proptest_config(Config { cases: 256, ..Config::default() })]
 
     #[test]
     fn hostile_frame_sequences_break_no_invariant_of_the_hub(script in script()) {

@@ -2,8 +2,7 @@
 //! the checks of what it did answer.
 
 use bytes::Bytes;
-use quire_protocol::{AwarenessUpdate, Message, SyncMessage};
-use yrs::StateVector;
+use quire_protocol::{AwarenessUpdate, Message, SyncMessage, decode_state_vector};
 use yrs::updates::decoder::Decode;
 
 use super::Violation;
@@ -37,7 +36,7 @@ pub(crate) fn expect(role: Role, frame: &[u8]) -> Expect {
         return Expect::Refused;
     };
     match msg {
-        Message::Sync(SyncMessage::Step1(sv)) => match StateVector::decode_v1(sv) {
+        Message::Sync(SyncMessage::Step1(sv)) => match decode_state_vector(sv) {
             Ok(_) => Expect::Open,
             Err(_) => Expect::Refused,
         },

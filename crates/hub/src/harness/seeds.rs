@@ -290,6 +290,14 @@ fn scripts() -> Named {
         ),
         ("step1_200", script(step1s)),
         (
+            // Found by the fuzzer: 2^29 entries declared in five bytes.
+            "step1_state_vector_count",
+            script(vec![step(
+                VIEWER,
+                Action::Step1Raw(vec![0x80, 0x80, 0x80, 0x80, 0x02]),
+            )]),
+        ),
+        (
             "presence",
             script(vec![
                 says(WRITER, ClientRef::Own, 1, named("Alice")),

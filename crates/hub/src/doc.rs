@@ -12,15 +12,14 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use quire_bus::{BusEvent, BusPayload, Origin, Subscription};
 use quire_protocol::{
-    AwarenessUpdate, Message, SyncMessage, encode_ack, encode_awareness, encode_permission_denied,
-    encode_sync_step1, encode_sync_step2, encode_update,
+    AwarenessUpdate, Message, SyncMessage, decode_state_vector, encode_ack, encode_awareness,
+    encode_permission_denied, encode_sync_step1, encode_sync_step2, encode_update,
 };
 use quire_store::{StoreError, StoredDoc};
 use quire_types::{DocId, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
-use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ReadTxn, StateVector, Transact};
+use yrs::{ClientID, ReadTxn, StateVector, Transact};
 
 use crate::appender::{AppendFailure, AppendRequest};
 use crate::awareness::{self, Awareness, RelayPayload};
@@ -733,12 +732,22 @@ impl DocActor {
         };
         match msg {
             Message::Sync(SyncMessage::Step1(sv)) => {
-                let Ok(sv) = StateVector::decode_v1(sv) else {
-                    self.close_conn(
-                        conn,
-                        CloseFrame::new(CloseCode::Malformed, "undecodable state vector"),
-                    );
-                    return;
+                // Not yrs's decoder: it reserves for the declared count first.
+                let sv: StateVector = match decode_state_vector(sv) {
+                    Ok(entries) => entries
+                        .into_iter()
+                        .map(|(client, clock)| (ClientID::new(client), clock))
+                        .collect(),
+                    Err(e) => {
+                        self.close_conn(
+                            conn,
+                            CloseFrame::new(
+                                CloseCode::Malformed,
+                                format!("malformed sync step 1: {e}"),
+                            ),
+                        );
+                        return;
+                    }
                 };
                 self.answer_step1(conn, &sv);
             }

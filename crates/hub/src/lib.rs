@@ -20,6 +20,8 @@ mod awareness;
 mod compaction;
 pub mod content;
 mod doc;
+#[cfg(feature = "harness")]
+pub mod harness;
 mod heal;
 pub mod item_index;
 pub mod metrics;

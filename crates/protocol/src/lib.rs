@@ -15,9 +15,11 @@
 
 mod awareness;
 mod lib0;
+mod state_vector;
 
 pub use awareness::{AwarenessEntry, AwarenessUpdate, encode_awareness_update};
 pub use lib0::{Reader, var_uint_len, write_var_bytes, write_var_uint};
+pub use state_vector::decode_state_vector;
 
 use bytes::Bytes;
 
@@ -62,6 +64,8 @@ pub enum ProtocolError {
     TrailingBytes,
     #[error("malformed awareness state: {0}")]
     BadAwareness(&'static str),
+    #[error("malformed state vector: {0}")]
+    BadStateVector(&'static str),
     #[error("client id {0} is above 2^53 - 1, which JavaScript clients cannot represent")]
     ClientIdTooLarge(u64),
 }

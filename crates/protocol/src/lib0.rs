@@ -22,6 +22,11 @@ impl<'a> Reader<'a> {
         self.pos == self.buf.len()
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     pub fn read_var_uint(&mut self) -> Result<u64, ProtocolError> {
         let mut value: u64 = 0;
         for i in 0..MAX_VARINT_BYTES {

@@ -13,12 +13,13 @@ use quire_protocol::{
     write_var_bytes,
 };
 use quire_store::{Snapshot as StoredSnapshot, StoredDoc};
-use quire_types::Seq;
+use quire_types::{Seq, UserId};
 use yrs::updates::decoder::Decode;
 use yrs::{ClientID, ID, IdSet, ReadTxn, Snapshot, StateVector, Transact, Update};
 
 use super::{Violation, panics};
-use crate::awareness::{Awareness, RelayPayload};
+use crate::Identity;
+use crate::awareness::{Awareness, RelayPayload, Source};
 use crate::content::{Content, ContentLimits, Failure, Trust};
 use crate::update_scan::{self, Scan};
 
@@ -92,20 +93,29 @@ fn message(frame: &[u8]) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Awareness updates from two sessions in turn (parts), then both leave.
-/// Whatever decodes re-encodes to the same entries; a session's accepted
-/// entries are within the limits and never name a client id another
-/// session owns; what is relayed decodes; leaving removes exactly what the
+/// Awareness updates from two sessions in turn (parts), then both leave:
+/// session 1 runs for a signed-in account, session 2 for none. Whatever
+/// decodes re-encodes to the same entries; a session's accepted entries
+/// are within the limits and never name a client id another session owns;
+/// the signed-in session's states all carry its account as `user`, however
+/// they were sent; what is relayed decodes; leaving removes exactly what the
 /// session owned.
 pub fn check_awareness(input: &[u8]) -> Result<(), Violation> {
     panics::counted(|| awareness(input))
 }
 
 fn awareness(input: &[u8]) -> Result<(), Violation> {
+    let identity = Identity {
+        user: UserId("u-ada".into()),
+        name: "Ada \"<b>\"".into(),
+        color: "#123456".into(),
+    };
+    let user = serde_json::json!({"id": "u-ada", "name": "Ada \"<b>\"", "color": "#123456"});
     let mut aw = Awareness::default();
     let mut owners: HashMap<u64, u64> = HashMap::new();
     for (i, part) in split(input).into_iter().enumerate() {
         let conn = 1 + (i as u64 % 2);
+        let signed_in = conn == 1;
         let Ok(update) = AwarenessUpdate::decode(part) else {
             continue;
         };
@@ -118,31 +128,35 @@ fn awareness(input: &[u8]) -> Result<(), Violation> {
         if AwarenessUpdate::decode(&again).as_ref() != Ok(&update) {
             return Err(Violation::RoundTrip(format!("{update:?}")));
         }
-        let applied = aw.apply(
-            Some(conn),
-            &update,
-            MAX_AWARENESS_STATE,
-            MAX_AWARENESS_CLIENTS,
-        );
-        let accepted: Vec<(u64, usize)> = match &applied.relay {
+        let source = Source::Session {
+            conn,
+            identity: signed_in.then_some(&identity),
+        };
+        let applied = aw.apply(source, &update, MAX_AWARENESS_STATE, MAX_AWARENESS_CLIENTS);
+        let accepted: Vec<(u64, String)> = match &applied.relay {
             None => Vec::new(),
             Some(RelayPayload::Unchanged) => update
                 .entries
                 .iter()
-                .map(|e| (e.client_id, e.state.len()))
+                .map(|e| (e.client_id, e.state.to_owned()))
                 .collect(),
             Some(RelayPayload::Filtered(v)) => AwarenessUpdate::decode(v)
                 .map_err(|e| Violation::Awareness(format!("relays an undecodable update: {e}")))?
                 .entries
                 .iter()
-                .map(|e| (e.client_id, e.state.len()))
+                .map(|e| (e.client_id, e.state.to_owned()))
                 .collect(),
         };
-        let counted = accepted.len() + applied.refused == update.entries.len();
+        // Entries neither accepted nor refused can only be removals (the
+        // echo of a removal a stock client heard is dropped quietly).
+        let removals = update.entries.iter().filter(|e| e.is_removal()).count();
+        let counted = accepted.len() + applied.refused <= update.entries.len()
+            && update.entries.len() - accepted.len() - applied.refused <= removals;
         let labelled = match applied.relay {
-            Some(RelayPayload::Unchanged) => applied.refused == 0,
-            Some(RelayPayload::Filtered(_)) => applied.refused > 0,
-            None => true,
+            Some(RelayPayload::Unchanged) => {
+                applied.refused == 0 && accepted.len() == update.entries.len()
+            }
+            _ => true,
         };
         if !counted || !labelled {
             return Err(Violation::Awareness(format!(
@@ -152,8 +166,35 @@ fn awareness(input: &[u8]) -> Result<(), Violation> {
                 applied.refused
             )));
         }
+        for (_, state) in &accepted {
+            if state == "null" {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(state).map_err(|e| {
+                Violation::Awareness(format!("a state that is not JSON accepted ({e}): {state}"))
+            })?;
+            let Some(fields) = value.as_object() else {
+                return Err(Violation::Awareness(format!(
+                    "a non-object state accepted: {state}"
+                )));
+            };
+            if signed_in && fields.get("user") != Some(&user) {
+                return Err(Violation::Awareness(format!(
+                    "the signed-in session published a state as someone else: {state}"
+                )));
+            }
+        }
+        // A signed-in session's states grow by the account it is bound to.
+        let most = MAX_AWARENESS_STATE
+            + if signed_in {
+                user.to_string().len() + 16
+            } else {
+                0
+            };
+        let accepted: Vec<(u64, usize)> =
+            accepted.into_iter().map(|(id, s)| (id, s.len())).collect();
         for (id, len) in accepted {
-            if len > MAX_AWARENESS_STATE {
+            if len > most {
                 return Err(Violation::Awareness(format!("a {len}-byte state accepted")));
             }
             match owners.insert(id, conn) {

@@ -20,6 +20,8 @@ mod awareness;
 mod compaction;
 pub mod content;
 mod doc;
+#[cfg(any(test, feature = "harness"))]
+mod fixtures;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod heal;

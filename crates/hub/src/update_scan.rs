@@ -479,8 +479,7 @@ pub(crate) mod tests {
     use quire_protocol::write_var_uint;
     use yrs::updates::decoder::Decode;
     use yrs::{
-        Array, ClientID, Doc, GetString, Map, MapPrelim, ReadTxn, StateVector, Text, Transact,
-        Update, WriteTxn, Xml, XmlElementPrelim, XmlFragment, XmlTextPrelim,
+        Array, ClientID, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update, WriteTxn,
     };
 
     /// One client's insert of "a" into the root text "text": what Yjs writes
@@ -629,46 +628,8 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_real_updates_as_yrs_does() {
-        let doc = Doc::with_client_id(MAX_CLIENT_ID);
+        let (doc, updates) = crate::fixtures::editing_session(MAX_CLIENT_ID);
         let text = doc.get_or_insert_text("text");
-        let frag = doc.get_or_insert_xml_fragment("default");
-        let map = doc.get_or_insert_map("m");
-        let arr = doc.get_or_insert_array("a");
-        let mut updates = Vec::new();
-        let mut step = |f: &dyn Fn(&mut yrs::TransactionMut)| {
-            let mut txn = doc.transact_mut();
-            f(&mut txn);
-            updates.push(txn.encode_update_v1());
-        };
-        step(&|t| text.insert(t, 0, "hello wörld 😀 and more"));
-        step(&|t| text.remove_range(t, 2, 3));
-        step(&|t| {
-            text.format(
-                t,
-                1,
-                4,
-                yrs::types::Attrs::from([("bold".into(), yrs::Any::Bool(true))]),
-            )
-        });
-        step(&|t| {
-            text.insert_embed(t, 2, yrs::Any::from(vec![1.5, 2.0]));
-        });
-        step(&|t| {
-            map.insert(t, "k", yrs::Any::from(vec![1.5, 2.0]));
-            map.insert(t, "nested", MapPrelim::default());
-            map.insert(t, "bytes", yrs::Any::Buffer(vec![1, 2, 3].into()));
-        });
-        step(&|t| {
-            arr.insert_range(t, 0, [1, 2, 3]);
-            arr.insert(t, 1, "s");
-            arr.remove_range(t, 0, 2);
-        });
-        step(&|t| {
-            let p = frag.insert(t, 0, XmlElementPrelim::empty("paragraph"));
-            p.insert_attribute(t, "level", yrs::Any::from(2));
-            let tx = p.insert(t, 0, XmlTextPrelim::new("para"));
-            tx.insert(t, 4, "graph");
-        });
         for u in &updates {
             agrees_with_yrs(u);
         }

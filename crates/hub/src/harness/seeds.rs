@@ -10,10 +10,7 @@ use quire_protocol::{
     encode_sync_step1, encode_sync_step2, encode_update,
 };
 use yrs::updates::encoder::Encode;
-use yrs::{
-    Array, Doc, Map, MapPrelim, ReadTxn, StateVector, Text, Transact, Xml, XmlElementPrelim,
-    XmlFragment, XmlTextPrelim,
-};
+use yrs::{ReadTxn, StateVector, Transact};
 
 use super::checks::join;
 use super::client::{deletion, insert_by, nested_any, nested_maps, nulls};
@@ -376,49 +373,10 @@ fn user(client: u64, name: &str) -> Vec<u8> {
     encode_awareness_update([(client, 1, state.as_str())].into_iter())
 }
 
-/// Updates of an ordinary editing session, one per transaction: text with
-/// formatting, an embed and deletions, a map, an array, XML paragraphs.
+/// Updates of an ordinary editing session, one per transaction, and the
+/// whole state at the end.
 fn real_updates() -> Vec<Vec<u8>> {
-    let doc = Doc::with_client_id(42);
-    let text = doc.get_or_insert_text("text");
-    let frag = doc.get_or_insert_xml_fragment("default");
-    let map = doc.get_or_insert_map("m");
-    let arr = doc.get_or_insert_array("a");
-    let mut updates = Vec::new();
-    let mut step = |f: &dyn Fn(&mut yrs::TransactionMut)| {
-        let mut txn = doc.transact_mut();
-        f(&mut txn);
-        updates.push(txn.encode_update_v1());
-    };
-    step(&|t| text.insert(t, 0, "hello wörld 😀 and more"));
-    step(&|t| text.remove_range(t, 2, 3));
-    step(&|t| {
-        text.format(
-            t,
-            1,
-            4,
-            yrs::types::Attrs::from([("bold".into(), yrs::Any::Bool(true))]),
-        )
-    });
-    step(&|t| {
-        text.insert_embed(t, 2, yrs::Any::from(vec![1.5, 2.0]));
-    });
-    step(&|t| {
-        map.insert(t, "k", yrs::Any::from(vec![1.5, 2.0]));
-        map.insert(t, "nested", MapPrelim::default());
-        map.insert(t, "bytes", yrs::Any::Buffer(vec![1, 2, 3].into()));
-    });
-    step(&|t| {
-        arr.insert_range(t, 0, [1, 2, 3]);
-        arr.insert(t, 1, "s");
-        arr.remove_range(t, 0, 2);
-    });
-    step(&|t| {
-        let p = frag.insert(t, 0, XmlElementPrelim::empty("paragraph"));
-        p.insert_attribute(t, "level", yrs::Any::from(2));
-        let tx = p.insert(t, 0, XmlTextPrelim::new("para"));
-        tx.insert(t, 4, "graph");
-    });
+    let (doc, mut updates) = crate::fixtures::editing_session(42);
     updates.push(
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default()),

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,17 +119,7 @@ impl Cluster {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start quire");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("Quire is running at http://")
-            .and_then(|a| a.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("node {id} did not start: {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = announced_addr(&mut child);
         Node {
             id: id.to_string(),
             addr,

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -51,14 +50,7 @@ fn start(dir: &Path, port: u16) -> Proc {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start quire");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("Quire is running at"),
-        "unexpected first line: {line:?}"
-    );
+    announced_addr(&mut child);
     Proc(child)
 }
 

@@ -531,7 +531,6 @@ impl Drop for Proc {
 
 #[tokio::test]
 async fn the_binary_publishes_its_limits_and_enforces_them() {
-    use std::io::{BufRead, BufReader};
     let dir = TestDataDir::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
         .args([
@@ -554,18 +553,8 @@ async fn the_binary_publishes_its_limits_and_enforces_them() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start quire");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let addr = announced_addr(&mut child);
     let proc = Proc(child);
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("Quire is running at http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("quire did not start: {line:?}"))
-        .parse()
-        .unwrap();
 
     // Three connections, kept alive and served (the first reads the
     // metrics, so no other connection is around to skew the count)...

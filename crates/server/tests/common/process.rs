@@ -42,15 +42,7 @@ impl QuireProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start quire");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the first line");
-        let addr = line
-            .trim()
-            .strip_prefix("Quire is running at http://")
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        let addr = announced_addr(&mut child);
         QuireProcess { child, addr, dir }
     }
 
@@ -102,4 +94,18 @@ impl Drop for QuireProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads a `quire serve` child's first line ("Quire is running at
+/// http://ADDR/", printed once it listens) and returns the address; the
+/// child's stdout must be piped.
+pub fn announced_addr(child: &mut Child) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("a piped stdout"))
+        .read_line(&mut line)
+        .expect("read quire's first line");
+    line.trim()
+        .strip_prefix("Quire is running at http://")
+        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("quire did not start: {line:?}"))
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::common::{TIMEOUT, http_client, wait_for};
+use crate::common::{TIMEOUT, announced_addr, http_client, wait_for};
 
 pub struct QuireProcess {
     pub addr: SocketAddr,
@@ -41,17 +41,7 @@ impl QuireProcess {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("read quire's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("Quire is running at http://")
-            .and_then(|a| a.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("quire did not start: {line:?}"))
-            .parse()
-            .expect("an address");
+        let addr = announced_addr(&mut child);
         QuireProcess { addr, child, logs }
     }
 

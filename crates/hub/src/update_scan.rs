@@ -20,8 +20,10 @@
 //!   server from every stock client for good.
 //! - **What Yjs does not have or yrs misreads:** weak links (yrs-only, and
 //!   their quoted ids escape these checks), sub-documents (each one a whole
-//!   `Doc` in memory, never synced by Quire) and legacy JSON content (yrs reads
-//!   one string more than it writes).
+//!   `Doc` in memory, never synced by Quire), legacy JSON content (yrs reads
+//!   one string more than it writes), and two sections of structs for one
+//!   client (Yjs keeps the last, yrs both; found by the `update_scan` fuzz
+//!   target).
 //!
 //! It also estimates what each struct will cost in memory once decoded
 //! ([`Struct::cost`]), because the encoded size says little: a million nulls
@@ -32,6 +34,7 @@
 //! Once this scan accepted an update, every count yrs reserves for is backed
 //! by bytes that are really there.
 
+use hashbrown::HashSet;
 use quire_protocol::MAX_CLIENT_ID;
 use smallvec::SmallVec;
 use yrs::encoding::read::{Cursor, Read};
@@ -56,6 +59,9 @@ pub enum Refusal {
     Subdocument,
     /// Legacy JSON content (`ContentJSON`), which yrs misreads.
     LegacyJson,
+    /// Two sections of structs for one client: Yjs keeps only the last,
+    /// yrs appends them, so the two would hold different documents.
+    RepeatedClient(u64),
     /// `Any` values nested deeper than [`MAX_NESTING`].
     ValueTooDeep,
     /// Shared types nested deeper than [`MAX_NESTING`].
@@ -83,6 +89,9 @@ impl Refusal {
             Refusal::LegacyJson => {
                 "update refused: legacy JSON content is not supported".to_owned()
             }
+            Refusal::RepeatedClient(id) => {
+                format!("update refused: the structs of client {id} appear twice")
+            }
             Refusal::ValueTooDeep => {
                 format!("update refused: values nested deeper than {MAX_NESTING} levels")
             }
@@ -109,6 +118,7 @@ impl Refusal {
             Refusal::WeakLink => "weak_link",
             Refusal::Subdocument => "subdocument",
             Refusal::LegacyJson => "legacy_json",
+            Refusal::RepeatedClient(_) => "repeated_client",
             Refusal::ValueTooDeep => "value_too_deep",
             Refusal::TypesTooDeep => "types_too_deep",
             Refusal::InvalidParent => "invalid_parent",
@@ -235,9 +245,14 @@ pub fn scan(update: &[u8]) -> Result<Scan, Refusal> {
     let mut r = Cursor::new(update);
     let mut scan = Scan::default();
     let clients: u32 = var(&mut r)?;
+    // Allocated only for updates of several clients (a keystroke has one).
+    let mut seen: HashSet<u64> = HashSet::new();
     for _ in 0..clients {
         let structs: u32 = var(&mut r)?;
         let client = client(&mut r)?;
+        if clients > 1 && !seen.insert(client) {
+            return Err(Refusal::RepeatedClient(client));
+        }
         let mut clock: u32 = var(&mut r)?;
         for _ in 0..structs {
             let info = r.read_u8().map_err(undecodable)?;
@@ -586,6 +601,22 @@ pub(crate) mod tests {
         assert_eq!(
             scan(&[1, 1, 1, 0, JSON, 1, 1, b'a', 0, 0]).unwrap_err(),
             Refusal::LegacyJson
+        );
+        // Two sections of structs for one client (found by fuzzing: yrs
+        // appends the second to the first, out of clock order, where Yjs
+        // keeps only the second); two clients are fine.
+        let section = |client: u8, clock: u8| [1, client, clock, STRING, 1, 1, b'a', 1, b'x'];
+        let two = |a: [u8; 9], b: [u8; 9]| [&[2][..], &a, &b, &[0]].concat();
+        assert_eq!(
+            scan(&two(section(1, 5), section(1, 0))).unwrap_err(),
+            Refusal::RepeatedClient(1)
+        );
+        assert_eq!(
+            scan(&two(section(1, 0), section(2, 0)))
+                .unwrap()
+                .structs
+                .len(),
+            2
         );
     }
 

@@ -463,6 +463,43 @@ mod tests {
         assert_eq!(c.parked(), 1);
     }
 
+    /// Found by the property tests: an update whose structs start inside
+    /// clocks the document holds, the new rest hanging in an item nobody
+    /// sent. yrs would keep that rest pending (its state vector and its
+    /// encoding then disagree); it must wait here like any update missing
+    /// its parent.
+    #[test]
+    fn a_struct_overlapping_held_clocks_needs_its_declared_parent() {
+        // Client 1000: a map entry (clock 0), a paragraph with "a" (1-3), a
+        // paragraph with "aa" (4-7).
+        let held: [&[u8]; 3] = [
+            &[1, 1, 232, 7, 0, 40, 1, 1, 109, 0, 1, 125, 0, 0],
+            &[
+                1, 3, 232, 7, 1, 7, 1, 7, 100, 101, 102, 97, 117, 108, 116, 3, 9, 112, 97, 114, 97,
+                103, 114, 97, 112, 104, 7, 0, 232, 7, 1, 6, 4, 0, 232, 7, 2, 1, 97, 0,
+            ],
+            &[
+                1, 3, 232, 7, 4, 135, 232, 7, 1, 3, 9, 113, 97, 114, 97, 103, 114, 97, 112, 104, 7,
+                0, 232, 7, 4, 6, 4, 0, 232, 7, 5, 2, 97, 97, 0,
+            ],
+        ];
+        // Clocks 3-8, the last one new, its text hanging in <1000#9>.
+        let forged: &[u8] = &[
+            1, 3, 232, 7, 3, 135, 232, 7, 4, 3, 9, 112, 97, 114, 97, 103, 114, 97, 112, 104, 7, 0,
+            232, 7, 8, 6, 4, 0, 232, 7, 9, 4, 97, 97, 97, 97, 0,
+        ];
+        let mut c = Content::new(LIMITS);
+        for (i, u) in held.iter().enumerate() {
+            let u = Bytes::from_static(u);
+            assert_eq!(offer(&mut c, &u, i, Trust::Client), vec![(i, Ok(true))]);
+        }
+        let before = c.doc().transact().snapshot();
+        let offered = c.offer(Bytes::from_static(forged), 3, Trust::Peer);
+        assert!(offered.parked, "{:?}", offered.settled.len());
+        assert!(!c.doc().transact().has_missing_updates());
+        assert_eq!(c.doc().transact().snapshot(), before);
+    }
+
     #[test]
     fn siblings_share_their_parents_depth() {
         let doc = yrs::Doc::with_client_id(7);

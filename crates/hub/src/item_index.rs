@@ -296,22 +296,25 @@ impl ItemIndex {
             Content::Type => Kind::Type,
             Content::Gc => Kind::Gc,
         };
+        // yrs checks the dependencies a struct declares before it cuts off
+        // what is held already, so the new rest of an overlapping struct
+        // needs them too: a re-sent item has them, a forged one that
+        // overlaps held clocks with another parent must wait or be refused
+        // like any other (yrs would keep it pending).
+        let declared = match self.parent_depth(s.parent, a) {
+            Ok(d) => d,
+            Err(Some(dep)) => return Ok(Step::Wait(dep)),
+            Err(None) => return Err(Refusal::InvalidParent),
+        };
         let parent_depth = if offset > 0 {
-            // The rest of an item we hold the start of: same parent.
-            self.at_with(
-                a,
-                Id {
-                    client,
-                    clock: end - 1,
-                },
-            )
-            .map_or(0, |(d, _)| d)
+            // The rest hangs after the held item: the deeper of the two.
+            let held = Id {
+                client,
+                clock: end - 1,
+            };
+            declared.max(self.at_with(a, held).map_or(0, |(d, _)| d))
         } else {
-            match self.parent_depth(s.parent, a) {
-                Ok(d) => d,
-                Err(Some(dep)) => return Ok(Step::Wait(dep)),
-                Err(None) => return Err(Refusal::InvalidParent),
-            }
+            declared
         };
         if kind == Kind::Type {
             let depth = usize::from(parent_depth) + 1;

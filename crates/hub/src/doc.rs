@@ -332,6 +332,8 @@ struct DocActor {
     idle_since: Option<tokio::time::Instant>,
     /// Set once the document is closing (eviction, shutdown, storage failure).
     closing: bool,
+    /// `begin_close` is applying the frames still queued.
+    draining: bool,
     exit_waiters: Vec<oneshot::Sender<()>>,
     control_tx: flume::Sender<DocCommand>,
     control: flume::Receiver<DocCommand>,
@@ -385,6 +387,7 @@ impl DocActor {
             announced: 0,
             idle_since: Some(tokio::time::Instant::now()),
             closing: false,
+            draining: false,
             exit_waiters: Vec::new(),
             control_tx,
             control,
@@ -652,11 +655,22 @@ impl DocActor {
     /// Stops taking frames and closes every session with `frame`. Frames
     /// already received are applied first: on a graceful shutdown nothing a
     /// client managed to send is dropped.
+    ///
+    /// A frame applied here may close the document itself (its append finds
+    /// storage shut down): that inner close does not drain again, and the
+    /// rest of the queue is dropped. (Draining in each inner close nested
+    /// one close per queued frame: 256 levels of futures overflowed a
+    /// worker's stack when a runtime shut down under a full queue.)
     async fn begin_close(&mut self, frame: CloseFrame) {
-        if !self.closing {
+        if !self.closing && !self.draining {
+            self.draining = true;
             while let Ok((conn, f, _budget)) = self.frames.try_recv() {
                 self.on_frame(conn, f).await;
+                if self.closing {
+                    break;
+                }
             }
+            self.draining = false;
         }
         self.closing = true;
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();

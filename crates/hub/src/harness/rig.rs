@@ -226,6 +226,9 @@ struct Run<'h> {
     hub: &'h Hub,
     id: &'h DocId,
     probe: Session,
+    /// What the probe has heard of the document: its step 1s ask only for
+    /// what is new, so a step costs what it changed, not the document's size.
+    replica: yrs::Doc,
     clients: Vec<Client>,
     /// The document as last observed.
     state: Snapshot,
@@ -245,6 +248,7 @@ impl<'h> Run<'h> {
             hub,
             id,
             probe,
+            replica: yrs::Doc::new(),
             clients: (0..SESSIONS).map(Client::new).collect(),
             state: Snapshot::default(),
         };
@@ -263,8 +267,12 @@ impl<'h> Run<'h> {
         Ok(())
     }
 
+    /// The document now: the probe asks for what its replica lacks.
     async fn observe(&mut self, step: usize) -> Result<Snapshot, Violation> {
-        observe(&mut self.probe, step).await
+        let known = self.replica.transact().state_vector();
+        let diff = ask(&mut self.probe, &known, step).await?;
+        apply_state(&self.replica, &diff)?;
+        Ok(self.replica.transact().snapshot())
     }
 
     async fn step(&mut self, i: usize, step: &Step) -> Result<(), Violation> {
@@ -395,9 +403,22 @@ async fn join(hub: &Hub, id: &DocId, opts: JoinOptions, step: usize) -> Result<S
         })
 }
 
-/// The whole document, as the probe's sync step 1 gets it.
+/// The whole document, as a sync step 1 of a new client gets it.
 async fn observe(probe: &mut Session, step: usize) -> Result<Snapshot, Violation> {
-    let ask = encode_sync_step1(&StateVector::default().encode_v1());
+    let state = ask(probe, &StateVector::default(), step).await?;
+    let doc = yrs::Doc::new();
+    apply_state(&doc, &state)?;
+    let snapshot = doc.transact().snapshot();
+    Ok(snapshot)
+}
+
+/// The sync step 2 the hub answers a step 1 of `known` with.
+async fn ask(
+    probe: &mut Session,
+    known: &StateVector,
+    step: usize,
+) -> Result<bytes::Bytes, Violation> {
+    let ask = encode_sync_step1(&known.encode_v1());
     if !within(step, "room in the document's queue", probe.receive(ask)).await? {
         return Err(Violation::DocumentGone { step });
     }
@@ -413,24 +434,26 @@ async fn observe(probe: &mut Session, step: usize) -> Result<Snapshot, Violation
             Outgoing::Frame(f) => {
                 oracle::check_sent(&f)?;
                 if let Ok(Message::Sync(SyncMessage::Step2(state))) = Message::decode(&f) {
-                    return snapshot(state);
+                    return Ok(f.slice_ref(state));
                 }
             }
         }
     }
 }
 
-/// What a document holds: its state vector and delete set.
-fn snapshot(state: &[u8]) -> Result<Snapshot, Violation> {
+/// Applies a state the hub sent to `doc`: it must scan, decode and apply
+/// whole (nothing left waiting for what `doc` lacks).
+fn apply_state(doc: &yrs::Doc, state: &[u8]) -> Result<(), Violation> {
     let bad = |what: String| Violation::SentBadFrame(format!("its state {what}"));
     update_scan::scan(state).map_err(|r| bad(r.reason()))?;
     let update = Update::decode_v1(state).map_err(|e| bad(format!("does not decode: {e}")))?;
-    let doc = yrs::Doc::new();
-    doc.transact_mut()
-        .apply_update(update)
+    let mut txn = doc.transact_mut();
+    txn.apply_update(update)
         .map_err(|e| bad(format!("does not apply: {e}")))?;
-    let snapshot = doc.transact().snapshot();
-    Ok(snapshot)
+    if txn.has_missing_updates() {
+        return Err(bad("depends on content it did not send".to_owned()));
+    }
+    Ok(())
 }
 
 async fn within<T>(

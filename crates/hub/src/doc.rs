@@ -263,6 +263,9 @@ struct Conn {
     /// Update-bearing messages received from this session.
     received: u64,
     pending_acks: VecDeque<AckWait>,
+    /// How many of `pending_acks` are [`PARKED`]: only then is the queue
+    /// searched (it holds up to a window of acks, 1,024 for the bench).
+    parked_acks: usize,
     frames_processed: u64,
     /// The session left after sending this many frames; remove it once they
     /// are processed.
@@ -701,6 +704,7 @@ impl DocActor {
                 opts,
                 received: 0,
                 pending_acks: VecDeque::new(),
+                parked_acks: 0,
                 frames_processed: 0,
                 leaving_after: None,
             },
@@ -938,6 +942,7 @@ impl DocActor {
                     count,
                     at,
                 });
+                c.parked_acks += 1;
             }
         }
         let mut changed = false;
@@ -1113,12 +1118,14 @@ impl DocActor {
             return;
         }
         // This update waited: its place in the queue was kept.
-        if let Some(w) = c
-            .pending_acks
-            .iter_mut()
-            .find(|w| w.count == count && w.needed == PARKED)
+        if c.parked_acks > 0
+            && let Some(w) = c
+                .pending_acks
+                .iter_mut()
+                .find(|w| w.count == count && w.needed == PARKED)
         {
             w.needed = needed;
+            c.parked_acks -= 1;
             self.release_acks();
             return;
         }

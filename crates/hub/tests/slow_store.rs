@@ -15,7 +15,9 @@ use common::{AppendHook, HookedStore};
 
 use bytes::Bytes;
 use quire_bus::LocalBus;
-use quire_hub::{Hub, HubConfig, JoinOptions, Offered, Outgoing, Session, SessionOutbound};
+use quire_hub::{
+    Hub, HubConfig, JoinOptions, Offered, Outgoing, Session, SessionInbound, SessionOutbound,
+};
 use quire_protocol::{Message, SyncMessage, encode_update};
 use quire_store::{Append, DocStore, SqliteOptions, SqliteStore, StoreResult};
 use quire_types::{DocId, NodeId, Seq};
@@ -92,6 +94,49 @@ async fn slow_hub_with(
     (hub, disk)
 }
 
+/// A writer with durable acks and a read-only reader of `id`.
+async fn writer_and_reader(hub: &Hub, id: &DocId) -> (Session, Session) {
+    let writer = hub
+        .join(
+            id,
+            JoinOptions {
+                durable_acks: true,
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let reader = hub
+        .join(
+            id,
+            JoinOptions {
+                can_write: false,
+                ..JoinOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    (writer, reader)
+}
+
+/// Hands a frame to the document as the WebSocket pump does: offer, and
+/// when the document is busy, wait for room (the socket is not read
+/// meanwhile). Returns whether it had to wait.
+async fn hand_over(inbound: &SessionInbound, frame: Bytes) -> bool {
+    match inbound.offer(frame) {
+        Offered::Taken => false,
+        Offered::Busy(frame) => {
+            let permit = tokio::time::timeout(TIMEOUT, inbound.reserve(frame.len()))
+                .await
+                .expect("room within a commit or two")
+                .expect("the document is live");
+            permit.send(frame);
+            true
+        }
+        Offered::Gone => panic!("the document went away"),
+    }
+}
+
 /// Consecutive updates of one Yjs client: each appends a number to a list.
 struct Typing {
     doc: yrs::Doc,
@@ -161,26 +206,7 @@ async fn a_slow_disk_delays_acks_but_not_broadcasts() {
     let dir = tempfile::tempdir().unwrap();
     let id: DocId = "slow".parse().unwrap();
     let (hub, disk) = slow_hub(&dir, &id).await;
-    let writer = hub
-        .join(
-            &id,
-            JoinOptions {
-                durable_acks: true,
-                ..JoinOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-    let reader = hub
-        .join(
-            &id,
-            JoinOptions {
-                can_write: false,
-                ..JoinOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (writer, reader) = writer_and_reader(&hub, &id).await;
     let Session { inbound, outbound } = writer;
     let mut acks = listen(outbound);
     let mut updates = listen(reader.outbound);
@@ -253,26 +279,7 @@ async fn back_pressure_from_a_slow_disk_reaches_the_writer_and_memory_stays_boun
     let dir = tempfile::tempdir().unwrap();
     let id: DocId = "flooded".parse().unwrap();
     let (hub, disk) = slow_hub(&dir, &id).await;
-    let writer = hub
-        .join(
-            &id,
-            JoinOptions {
-                durable_acks: true,
-                ..JoinOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-    let reader = hub
-        .join(
-            &id,
-            JoinOptions {
-                can_write: false,
-                ..JoinOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (writer, reader) = writer_and_reader(&hub, &id).await;
     let Session { inbound, outbound } = writer;
     let mut updates = listen(reader.outbound);
     // The writer's acks are read too (a stalled outbox would be closed).
@@ -294,17 +301,7 @@ async fn back_pressure_from_a_slow_disk_reaches_the_writer_and_memory_stays_boun
     let mut after_full = None;
     let started = Instant::now();
     for frame in frames {
-        match inbound.offer(frame) {
-            Offered::Taken => {}
-            Offered::Busy(frame) => {
-                let permit = tokio::time::timeout(TIMEOUT, inbound.reserve(frame.len()))
-                    .await
-                    .expect("room within a commit or two")
-                    .expect("the document is live");
-                permit.send(frame);
-            }
-            Offered::Gone => panic!("the document went away"),
-        }
+        hand_over(&inbound, frame).await;
         taken += 1;
         let uncommitted = taken - disk.committed.load(Ordering::Acquire);
         most_uncommitted = most_uncommitted.max(uncommitted);
@@ -379,16 +376,7 @@ async fn large_frames_are_held_to_the_queues_byte_budgets() {
         ..HubConfig::default()
     };
     let (hub, disk) = slow_hub_with(&dir, &id, config).await;
-    let Session { inbound, outbound } = hub
-        .join(
-            &id,
-            JoinOptions {
-                durable_acks: true,
-                ..JoinOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (Session { inbound, outbound }, _) = writer_and_reader(&hub, &id).await;
     let mut acks = listen(outbound);
 
     let doc = yrs::Doc::new();
@@ -407,17 +395,8 @@ async fn large_frames_are_held_to_the_queues_byte_budgets() {
     let mut most_uncommitted = 0u64;
     let mut waited = 0;
     for frame in frames {
-        match inbound.offer(frame) {
-            Offered::Taken => {}
-            Offered::Busy(frame) => {
-                waited += 1;
-                let permit = tokio::time::timeout(TIMEOUT, inbound.reserve(frame.len()))
-                    .await
-                    .expect("room within a commit or two")
-                    .expect("the document is live");
-                permit.send(frame);
-            }
-            Offered::Gone => panic!("the document went away"),
+        if hand_over(&inbound, frame).await {
+            waited += 1;
         }
         taken += 1;
         let uncommitted = taken - disk.committed.load(Ordering::Acquire);

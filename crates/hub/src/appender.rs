@@ -113,18 +113,17 @@ async fn run(
     max_batch: usize,
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    // The batch's share of the byte budget, given back once it committed.
-    let mut held: Vec<OwnedSemaphorePermit> = Vec::with_capacity(max_batch);
-    while let Some((first, bytes)) = rx.recv().await {
+    while let Some((first, mut held)) = rx.recv().await {
+        // The batch's share of the byte budget, merged into one permit and
+        // given back at once when the batch has committed.
         batch.push(first);
-        held.push(bytes);
         if !window.is_zero() {
             let deadline = tokio::time::Instant::now() + window;
             while batch.len() < max_batch {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some((req, bytes))) => {
                         batch.push(req);
-                        held.push(bytes);
+                        held.merge(bytes);
                     }
                     _ => break,
                 }
@@ -134,13 +133,13 @@ async fn run(
             match rx.try_recv() {
                 Ok((req, bytes)) => {
                     batch.push(req);
-                    held.push(bytes);
+                    held.merge(bytes);
                 }
                 Err(_) => break,
             }
         }
         commit(&*store, &mut batch).await;
-        held.clear();
+        drop(held);
     }
 }
 

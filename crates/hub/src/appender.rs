@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quire_store::{Append, DocStore, StoreError};
 use quire_types::{DocId, Seq};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::HubConfig;
@@ -94,15 +94,29 @@ impl Appender {
     /// Queues an append; waits only when the queue is full (in updates or
     /// in bytes). An update larger than the whole byte budget waits for an
     /// empty queue.
+    ///
+    /// Room is taken without awaiting when there is some: every await on a
+    /// tokio semaphore or channel spends the document task's cooperative
+    /// budget, and a task that runs out yields, so the appender would wake
+    /// to commit smaller batches (more store transactions for the same
+    /// updates).
     pub async fn append(&self, req: AppendRequest) -> Result<(), ()> {
         let share = req.update.len().clamp(1, self.budget) as u32;
-        let bytes = self
-            .bytes
-            .clone()
-            .acquire_many_owned(share)
-            .await
-            .map_err(|_| ())?;
-        self.tx.send((req, bytes)).await.map_err(|_| ())
+        let bytes = match self.bytes.clone().try_acquire_many_owned(share) {
+            Ok(bytes) => bytes,
+            Err(TryAcquireError::NoPermits) => self
+                .bytes
+                .clone()
+                .acquire_many_owned(share)
+                .await
+                .map_err(|_| ())?,
+            Err(TryAcquireError::Closed) => return Err(()),
+        };
+        match self.tx.try_send((req, bytes)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(item)) => self.tx.send(item).await.map_err(|_| ()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
     }
 }
 

@@ -1022,8 +1022,7 @@ impl DocActor {
                     }
                     let mut counter = None;
                     if changed {
-                        metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "client")
-                            .increment(1);
+                        self.hub.metrics.applied_client.increment(1);
                         let frame = frame.unwrap_or_else(|| encode_update(&update));
                         self.broadcast(&frame, Some(conn));
                         counter = self.publish(BusPayload::Update(update.clone()));
@@ -1050,7 +1049,7 @@ impl DocActor {
                         update: update.clone(),
                         received: received_at,
                     });
-                    metrics::counter!(m::UPDATES_APPLIED_TOTAL, "source" => "bus").increment(1);
+                    self.hub.metrics.applied_bus.increment(1);
                     self.doc_bytes += update.len();
                     self.broadcast(&encode_update(&update), None);
                 }
@@ -1130,7 +1129,10 @@ impl DocActor {
             return;
         }
         if needed <= committed && c.pending_acks.is_empty() {
-            metrics::histogram!(m::ACK_LATENCY_SECONDS).record(received_at.elapsed().as_secs_f64());
+            self.hub
+                .metrics
+                .ack_latency
+                .record(received_at.elapsed().as_secs_f64());
             self.send_to(conn, encode_ack(count));
         } else {
             c.pending_acks.push_back(AckWait {
@@ -1153,7 +1155,10 @@ impl DocActor {
                 if w.needed > committed {
                     break;
                 }
-                metrics::histogram!(m::ACK_LATENCY_SECONDS).record(w.at.elapsed().as_secs_f64());
+                self.hub
+                    .metrics
+                    .ack_latency
+                    .record(w.at.elapsed().as_secs_f64());
                 last = Some(w.count);
                 c.pending_acks.pop_front();
             }
@@ -1169,9 +1174,9 @@ impl DocActor {
     async fn on_bus(&mut self, ev: BusEvent) {
         match ev {
             BusEvent::Message(msg) => {
-                metrics::counter!(m::BUS_MESSAGES_IN_TOTAL).increment(1);
+                self.hub.metrics.bus_in.increment(1);
                 let lag_micros = quire_bus::now_micros().saturating_sub(msg.sent_at_micros);
-                metrics::histogram!(m::BUS_LAG_SECONDS).record(lag_micros as f64 / 1e6);
+                self.hub.metrics.bus_lag.record(lag_micros as f64 / 1e6);
                 let committed = match msg.payload {
                     BusPayload::Committed { covers } => Some(covers),
                     _ => None,
@@ -1411,7 +1416,7 @@ impl DocActor {
 
     /// Publishes to the other nodes; returns the message's counter.
     fn publish(&mut self, payload: BusPayload) -> Option<u64> {
-        metrics::counter!(m::BUS_MESSAGES_OUT_TOTAL).increment(1);
+        self.hub.metrics.bus_out.increment(1);
         match self.hub.bus.publish(&self.id, payload) {
             Ok(counter) => {
                 self.last_counter = counter;
@@ -1440,7 +1445,7 @@ impl DocActor {
                 Err(Refused::Gone) => {}
             }
         }
-        metrics::counter!(m::BROADCAST_FRAMES_TOTAL).increment(sent);
+        self.hub.metrics.broadcast_frames.increment(sent);
         for id in slow {
             self.close_conn(
                 id,

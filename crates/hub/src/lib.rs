@@ -255,6 +255,7 @@ pub(crate) struct HubInner {
     pub(crate) appender: Appender,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    pub(crate) metrics: crate::metrics::Hot,
 }
 
 impl Hub {
@@ -270,6 +271,7 @@ impl Hub {
                 appender,
                 cancel: CancellationToken::new(),
                 tracker,
+                metrics: crate::metrics::Hot::register(),
             }),
         }
     }

@@ -106,19 +106,27 @@ async fn a_session_past_its_queued_bytes_is_closed_as_too_slow() {
     let mut slow = hub.join(&id, JoinOptions::default()).await.unwrap();
     let mut probe = hub.join(&id, JoinOptions::default()).await.unwrap();
     // 100 KiB of other people's edits for a session that reads nothing: far
-    // under the 4,096 frames, over its 64 KiB.
-    for i in 0..100 {
-        writer.receive(text_update(10 + i, &"y".repeat(1024))).await;
-    }
-    writer.receive(text_update(200, "marker")).await;
-    // A session that reads has heard all of it, so the document has handled
-    // every frame before `slow` looks at its queue.
-    loop {
-        let f = next_frame(&mut probe).await;
-        if let Message::Sync(SyncMessage::Update(u)) = Message::decode(&f).unwrap()
-            && u.ends_with(b"marker\0")
-        {
-            break;
+    // under the 4,096 frames, over its 64 KiB. Sent in tens, each heard by a
+    // session that reads before the next: the document may handle a whole
+    // burst before the probe's reader runs, and the probe must stay under
+    // the limit itself. After the last, the document has handled every
+    // frame before `slow` looks at its queue.
+    for chunk in 0..10u64 {
+        for i in 0..10 {
+            writer
+                .receive(text_update(10 + chunk * 10 + i, &"y".repeat(1024)))
+                .await;
+        }
+        let marker = format!("marker{chunk}");
+        writer.receive(text_update(200 + chunk, &marker)).await;
+        let tail = format!("{marker}\0");
+        loop {
+            let f = next_frame(&mut probe).await;
+            if let Message::Sync(SyncMessage::Update(u)) = Message::decode(&f).unwrap()
+                && u.ends_with(tail.as_bytes())
+            {
+                break;
+            }
         }
     }
     let close = tokio::time::timeout(TIMEOUT, async {

@@ -195,12 +195,15 @@ async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, deadlin
     let silence = tokio::time::sleep(deadlines.silence);
     tokio::pin!(silence);
     let mut held: Option<Bytes> = None;
+    // Looked up once per socket, not once per frame.
+    let bytes_in = metrics::counter!(crate::metrics::BYTES_IN_TOTAL);
+    let bytes_out = metrics::counter!(crate::metrics::BYTES_OUT_TOTAL);
     loop {
         let step = tokio::select! {
             out = outbound.next() => match out {
                 Outgoing::Frame(first) => within(
                     deadlines.write,
-                    write_batch(&mut socket, &mut outbound, first),
+                    write_batch(&mut socket, &mut outbound, first, &bytes_out),
                 )
                 .await,
                 Outgoing::Close(cf) => Step::Close(cf),
@@ -217,7 +220,7 @@ async fn pump(mut socket: WebSocket, session: Session, max_frame: usize, deadlin
             },
             msg = socket.recv(), if held.is_none() => {
                 last_heard = Instant::now();
-                match read(msg, max_frame) {
+                match read(msg, max_frame, &bytes_in) {
                     Read::Frame(b) => match inbound.offer(b) {
                         Offered::Taken => Step::Continue,
                         Offered::Busy(b) => {
@@ -312,10 +315,14 @@ enum Read {
     Gone,
 }
 
-fn read(msg: Option<Result<WsMessage, axum::Error>>, max_frame: usize) -> Read {
+fn read(
+    msg: Option<Result<WsMessage, axum::Error>>,
+    max_frame: usize,
+    bytes_in: &metrics::Counter,
+) -> Read {
     match msg {
         Some(Ok(WsMessage::Binary(b))) => {
-            metrics::counter!(crate::metrics::BYTES_IN_TOTAL).increment(b.len() as u64);
+            bytes_in.increment(b.len() as u64);
             if b.len() > max_frame {
                 Read::Refuse(CloseCode::FrameTooLarge, "message too large")
             } else {
@@ -345,7 +352,12 @@ fn read(msg: Option<Result<WsMessage, axum::Error>>, max_frame: usize) -> Read {
 
 /// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`] frames)
 /// with one flush.
-async fn write_batch(socket: &mut WebSocket, outbound: &mut SessionOutbound, first: Bytes) -> Step {
+async fn write_batch(
+    socket: &mut WebSocket,
+    outbound: &mut SessionOutbound,
+    first: Bytes,
+    bytes_out: &metrics::Counter,
+) -> Step {
     let mut bytes = first.len();
     if socket.feed(WsMessage::Binary(first)).await.is_err() {
         return Step::Gone;
@@ -359,7 +371,7 @@ async fn write_batch(socket: &mut WebSocket, outbound: &mut SessionOutbound, fir
             return Step::Gone;
         }
     }
-    metrics::counter!(crate::metrics::BYTES_OUT_TOTAL).increment(bytes as u64);
+    bytes_out.increment(bytes as u64);
     if socket.flush().await.is_err() {
         return Step::Gone;
     }

@@ -128,6 +128,12 @@ async fn run(
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
     while let Some((first, mut held)) = rx.recv().await {
+        // The document that queued this has usually just woken its sessions
+        // to relay the same update; as the task woken last, this one would
+        // run first and hand the store a commit that then competes with
+        // those relays for the CPU. Let them go first (the batch can only
+        // grow meanwhile).
+        tokio::task::yield_now().await;
         // The batch's share of the byte budget, merged into one permit and
         // given back at once when the batch has committed.
         batch.push(first);

@@ -7,7 +7,7 @@ CARGO ?= cargo
 NPM ?= npm
 
 # make cluster: three nodes behind nginx on loopback (docs/operations.md)
-.PHONY: run cluster web test lint rust-test web-test interop-test e2e-test build-debug deps
+.PHONY: run cluster web test lint rust-test web-test interop-test e2e-test build-debug deps services
 
 run: web
 	$(CARGO) run --release -p quire-server -- serve
@@ -33,14 +33,18 @@ deps: web/node_modules/.installed interop/node_modules/.installed
 build-debug: web
 	$(CARGO) build -p quire-server
 
-test: lint rust-test web-test interop-test e2e-test
+test: services lint rust-test web-test interop-test e2e-test
+
+# PostgreSQL and Redis, started if installed and down.
+services:
+	scripts/test-services
 
 lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(NPM) --prefix web run check
 
-rust-test: build-debug
+rust-test: build-debug services
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 web-test: web/node_modules/.installed

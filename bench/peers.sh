@@ -46,7 +46,7 @@ ACCOUNT=${QUIRE_BENCH_ACCOUNT:-bench@example.test:bench-password}
 # command lines.
 QUIRE_METRICS_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export QUIRE_METRICS_TOKEN QUIRE_BENCH_METRICS_TOKEN=$QUIRE_METRICS_TOKEN
-TRACE="$ROOT/../shared/traces/automerge-paper.json.gz"
+TRACE="$ROOT/bench/traces/automerge-paper.json.gz"
 ALL_SERVERS="quire y-websocket hocuspocus null"
 ALL_CASES="fanout saturate hot-document connections-spread connections-one connections-10k trace coldload burst soak"
 

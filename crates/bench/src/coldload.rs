@@ -55,7 +55,7 @@ pub struct PopulateArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Sequential trace, gzipped JSON.
-    #[arg(long, default_value = "../shared/traces/automerge-paper.json.gz")]
+    #[arg(long, default_value = crate::DEFAULT_TRACE)]
     pub trace: PathBuf,
     /// Small documents with history stored beside the two measured ones.
     #[arg(long, default_value_t = 1000)]

@@ -18,3 +18,10 @@ pub mod saturate;
 pub mod soak;
 pub mod stats;
 pub mod trace;
+
+/// The automerge-paper trace kept in the repository (`bench/traces`), found
+/// from any working directory of a build made in this checkout.
+pub const DEFAULT_TRACE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../bench/traces/automerge-paper.json.gz"
+);

@@ -133,7 +133,7 @@ pub struct TraceArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Sequential trace, gzipped JSON.
-    #[arg(long, default_value = "../shared/traces/automerge-paper.json.gz")]
+    #[arg(long, default_value = crate::DEFAULT_TRACE)]
     pub trace: PathBuf,
     /// Most updates in flight.
     #[arg(long, default_value_t = 1024)]

@@ -28,7 +28,7 @@ struct Txn {
 fn traces_dir() -> PathBuf {
     std::env::var_os("QUIRE_TRACES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/traces"))
 }
 
 fn load(name: &str) -> Trace {

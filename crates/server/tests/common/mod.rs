@@ -720,6 +720,18 @@ impl TestClient {
             .unwrap();
     }
 
+    /// Waits until the sync completes (`true`) or the server closes the
+    /// socket before it does (`false`).
+    pub async fn synced_or_closed(&mut self) -> bool {
+        let state = within(
+            "synced or closed",
+            self.state.wait_for(|s| s.synced || s.closed.is_some()),
+        )
+        .await
+        .unwrap();
+        state.synced
+    }
+
     pub async fn wait_acked(&mut self, n: u64) {
         within("acked", self.state.wait_for(|s| s.acked >= n))
             .await

@@ -4,9 +4,11 @@
 //! in production (`SQLITE_FULL` once its WAL must grow).
 
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
+use yrs::Doc;
 
 use crate::common::{OWNER_EMAIL, TestClient, TestUser, wait_for, within};
 use crate::process::QuireProcess;
@@ -101,8 +103,7 @@ async fn sqlite_disk_full_refuses_writes_clearly_and_recovers_when_space_returns
     if let Some((code, reason)) = reader.snapshot().closed {
         assert_eq!(code, 1011, "{reason}");
     }
-    let mut late_reader = TestClient::connect_as(&server.ws("typed"), &viewer).await;
-    late_reader.wait_synced().await;
+    let late_reader = join_during_outage(&server.ws("typed"), &viewer).await;
     assert!(
         !numbers(&late_reader).is_empty(),
         "a reader joining during the outage reads what was stored"
@@ -174,4 +175,34 @@ async fn sqlite_disk_full_refuses_writes_clearly_and_recovers_when_space_returns
         );
     }
     eprintln!("disk full: done in {:?}", started.elapsed());
+}
+
+/// Joins as `user` while the typists' failing writes keep closing the
+/// document: a join that arrives while it reloads is refused with 503 ("try
+/// again shortly"), and one that gets in may be closed (1011) before its sync
+/// completes. Either way the reader tries again, as a browser does, until it
+/// has read what was stored.
+async fn join_during_outage(url: &str, user: &TestUser) -> TestClient {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reader got in during the outage"
+        );
+        match TestClient::try_connect_as(url, user, Arc::new(Doc::new())).await {
+            Ok(mut client) => {
+                if client.synced_or_closed().await {
+                    return client;
+                }
+                let (code, reason) = client.snapshot().closed.expect("closed");
+                assert_eq!(code, 1011, "{reason}");
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 503, "{response:?}");
+            }
+            Err(e) => panic!("joining during the outage: {e}"),
+        }
+        // Pacing between attempts; the deadline above bounds them.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

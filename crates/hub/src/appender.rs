@@ -20,7 +20,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::HubConfig;
-use crate::doc::DocCommand;
 use crate::metrics as m;
 
 /// Appends queued before a document's actor waits: bounds memory when the
@@ -56,21 +55,52 @@ impl AppendFailure {
     }
 }
 
-pub(crate) struct AppendRequest {
-    pub doc: DocId,
-    pub update: Bytes,
-    pub reply: flume::Sender<DocCommand>,
+/// What became of one document's appends in a batch, as the appender tells
+/// that document (through its own message type `R`, see [`Appender`]).
+#[derive(Debug)]
+pub(crate) enum AppendOutcome {
+    /// Stored: `rows` updates of `bytes` bytes, with consecutive sequence
+    /// numbers ending at `last_seq`.
+    Committed {
+        rows: usize,
+        bytes: usize,
+        last_seq: Seq,
+    },
+    /// Not stored; nothing of the batch was.
+    Failed { rows: usize, why: AppendFailure },
+    /// Refused because the document no longer exists (it was deleted while
+    /// live here); nothing of them was written.
+    DocumentGone { rows: usize },
 }
 
-#[derive(Clone)]
-pub(crate) struct Appender {
-    tx: mpsc::Sender<(AppendRequest, OwnedSemaphorePermit)>,
+/// One update to store, and where to tell its document the outcome.
+pub(crate) struct AppendRequest<R> {
+    pub doc: DocId,
+    pub update: Bytes,
+    pub reply: flume::Sender<R>,
+}
+
+/// The node's group-commit queue. `R` is the message type of the documents
+/// it answers, built from an [`AppendOutcome`]: the appender knows nothing
+/// of them but that.
+pub(crate) struct Appender<R> {
+    tx: mpsc::Sender<(AppendRequest<R>, OwnedSemaphorePermit)>,
     /// Bytes of queued and committing updates.
     bytes: Arc<Semaphore>,
     budget: usize,
 }
 
-impl Appender {
+impl<R> Clone for Appender<R> {
+    fn clone(&self) -> Self {
+        Appender {
+            tx: self.tx.clone(),
+            bytes: self.bytes.clone(),
+            budget: self.budget,
+        }
+    }
+}
+
+impl<R: From<AppendOutcome> + Send + 'static> Appender<R> {
     pub fn start(store: Arc<dyn DocStore>, config: &HubConfig, _tracker: &TaskTracker) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         // Not tracked: documents wait for their own commits before they exit,
@@ -100,7 +130,7 @@ impl Appender {
     /// budget, and a task that runs out yields, so the appender would wake
     /// to commit smaller batches (more store transactions for the same
     /// updates).
-    pub async fn append(&self, req: AppendRequest) -> Result<(), ()> {
+    pub async fn append(&self, req: AppendRequest<R>) -> Result<(), ()> {
         let share = req.update.len().clamp(1, self.budget) as u32;
         let bytes = match self.bytes.clone().try_acquire_many_owned(share) {
             Ok(bytes) => bytes,
@@ -120,13 +150,13 @@ impl Appender {
     }
 }
 
-async fn run(
+async fn run<R: From<AppendOutcome>>(
     store: Arc<dyn DocStore>,
-    mut rx: mpsc::Receiver<(AppendRequest, OwnedSemaphorePermit)>,
+    mut rx: mpsc::Receiver<(AppendRequest<R>, OwnedSemaphorePermit)>,
     window: Duration,
     max_batch: usize,
 ) {
-    let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<AppendRequest<R>> = Vec::with_capacity(max_batch);
     while let Some((first, mut held)) = rx.recv().await {
         // The document that queued this has usually just woken its sessions
         // to relay the same update; as the task woken last, this one would
@@ -166,15 +196,15 @@ async fn run(
 /// One document's share of a committed batch. Its rows got consecutive
 /// sequence numbers ending at `last_seq` (see [`DocStore::append`]), or none
 /// at all when the document no longer exists (`gone`).
-struct PerDoc {
+struct PerDoc<R> {
     rows: usize,
     bytes: usize,
     last_seq: Seq,
     gone: bool,
-    reply: flume::Sender<DocCommand>,
+    reply: flume::Sender<R>,
 }
 
-async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
+async fn commit<R: From<AppendOutcome>>(store: &dyn DocStore, batch: &mut Vec<AppendRequest<R>>) {
     let appends: Vec<Append> = batch
         .iter()
         .map(|r| Append {
@@ -200,7 +230,7 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
 
     // One reply per document and batch, in order: the document counts its
     // committed appends.
-    let mut per_doc: HashMap<DocId, PerDoc> = HashMap::new();
+    let mut per_doc: HashMap<DocId, PerDoc<R>> = HashMap::new();
     for (i, req) in batch.drain(..).enumerate() {
         let e = per_doc.entry(req.doc).or_insert(PerDoc {
             rows: 0,
@@ -226,16 +256,16 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
                     // Deleted while live here: other documents of the batch
                     // committed, this one's updates were not written.
                     tracing::info!(doc = %doc, rows = d.rows, "append refused: the document was deleted");
-                    DocCommand::DocumentGone { rows: d.rows }
+                    AppendOutcome::DocumentGone { rows: d.rows }
                 } else {
                     stored += d.rows;
-                    DocCommand::Committed {
+                    AppendOutcome::Committed {
                         rows: d.rows,
                         bytes: d.bytes,
                         last_seq: d.last_seq,
                     }
                 };
-                let _ = d.reply.send(reply);
+                let _ = d.reply.send(R::from(reply));
             }
             metrics::counter!(m::APPEND_ROWS_TOTAL).increment(stored as u64);
         }
@@ -244,7 +274,7 @@ async fn commit(store: &dyn DocStore, batch: &mut Vec<AppendRequest>) {
             tracing::error!(error = %e, rows = appends.len(), "append failed");
             metrics::counter!(m::APPEND_FAILURES_TOTAL, "reason" => why.label()).increment(1);
             for PerDoc { rows, reply, .. } in per_doc.into_values() {
-                let _ = reply.send(DocCommand::AppendFailed { rows, why });
+                let _ = reply.send(R::from(AppendOutcome::Failed { rows, why }));
             }
         }
     }

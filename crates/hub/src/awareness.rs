@@ -28,7 +28,7 @@ use quire_protocol::{AwarenessUpdate, encode_awareness_update};
 use quire_types::UserId;
 
 use self::state::{bind, user_json};
-use crate::session::ConnId;
+use crate::conn::ConnId;
 use crate::{Identity, Presence};
 
 struct ClientState {

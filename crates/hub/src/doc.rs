@@ -21,13 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, ReadTxn, StateVector, Transact};
 
-use crate::appender::{AppendFailure, AppendRequest};
+use crate::appender::{AppendFailure, AppendOutcome, AppendRequest};
 use crate::awareness::{self, Awareness, RelayPayload};
 use crate::compaction::{self, CompactionResult};
+use crate::conn::{CloseCode, CloseFrame, ConnId};
 use crate::content::{Content, Failure, Settled, Trust};
 use crate::heal::{HealCause, HealTracker};
 use crate::metrics as m;
-use crate::session::{CloseCode, CloseFrame, ConnId, InFrame, Inbox, Outbox, Refused};
+use crate::queues::{InFrame, Inbox, Outbox, Refused};
 use crate::update_scan::Refusal;
 use crate::{AccessChange, HubError, HubInner, JoinOptions, LiveSession, Presence, SessionTarget};
 
@@ -98,22 +99,8 @@ pub(crate) enum DocCommand {
         /// Frames the session handed over before leaving.
         frames_sent: u64,
     },
-    Committed {
-        rows: usize,
-        bytes: usize,
-        /// The sequence number of the last of those rows (they are
-        /// consecutive).
-        last_seq: Seq,
-    },
-    AppendFailed {
-        rows: usize,
-        why: AppendFailure,
-    },
-    /// The store refused these appends because the document no longer
-    /// exists (it was deleted while live here); nothing of them was written.
-    DocumentGone {
-        rows: usize,
-    },
+    /// What the group commit did with this document's appends.
+    Appended(AppendOutcome),
     Compacted(Result<Option<CompactionResult>, StoreError>),
     Healed(Result<StoredDoc, StoreError>),
     Presence {
@@ -137,6 +124,12 @@ pub(crate) enum DocCommand {
         reply: oneshot::Sender<usize>,
     },
     Shutdown,
+}
+
+impl From<AppendOutcome> for DocCommand {
+    fn from(outcome: AppendOutcome) -> Self {
+        DocCommand::Appended(outcome)
+    }
 }
 
 #[derive(Clone)]
@@ -476,6 +469,57 @@ impl DocActor {
         true
     }
 
+    /// Counts a batch's outcome for this document: acknowledges what is
+    /// durable, or drops the live copy when what it holds was not stored.
+    async fn on_appended(&mut self, outcome: AppendOutcome) {
+        match outcome {
+            AppendOutcome::Committed {
+                rows,
+                bytes,
+                last_seq,
+            } => {
+                self.committed += rows as u64;
+                self.live_upto = self
+                    .live_upto
+                    .filter(|upto| upto.0 + rows as i64 == last_seq.0)
+                    .map(|_| last_seq);
+                self.tail_rows += rows;
+                self.tail_bytes += bytes;
+                self.release_acks();
+                self.announce_committed();
+                self.maybe_compact();
+            }
+            AppendOutcome::Failed { rows, why } => {
+                self.committed += rows as u64;
+                self.unstored = true;
+                // The live document now holds updates that are not durable.
+                // Drop it: clients keep whatever was not acknowledged and
+                // re-send it on reconnect, and the next load starts from what
+                // storage really has.
+                let reason = match why {
+                    AppendFailure::Full => "storage full; reconnect to resync",
+                    AppendFailure::Failed => "storage failed; reconnect to resync",
+                };
+                self.begin_close(CloseFrame::new(CloseCode::InternalError, reason))
+                    .await;
+            }
+            AppendOutcome::DocumentGone { rows } => {
+                // Counted so the document can unload, never acknowledged:
+                // those updates were not stored. Closing without taking the
+                // frames still queued (as `begin_close` otherwise does):
+                // they would only be refused too.
+                self.committed += rows as u64;
+                self.unstored = true;
+                if !self.closing {
+                    tracing::info!(doc = %self.id, "document deleted while live; closing its sessions");
+                    self.closing = true;
+                    self.begin_close(CloseFrame::new(CloseCode::NotFound, "document deleted"))
+                        .await;
+                }
+            }
+        }
+    }
+
     async fn on_command(&mut self, cmd: DocCommand) -> Flow {
         match cmd {
             DocCommand::Join {
@@ -498,50 +542,7 @@ impl DocActor {
                 Some(_) => self.remove_conn(conn),
                 None => {}
             },
-            DocCommand::Committed {
-                rows,
-                bytes,
-                last_seq,
-            } => {
-                self.committed += rows as u64;
-                self.live_upto = self
-                    .live_upto
-                    .filter(|upto| upto.0 + rows as i64 == last_seq.0)
-                    .map(|_| last_seq);
-                self.tail_rows += rows;
-                self.tail_bytes += bytes;
-                self.release_acks();
-                self.announce_committed();
-                self.maybe_compact();
-            }
-            DocCommand::AppendFailed { rows, why } => {
-                self.committed += rows as u64;
-                self.unstored = true;
-                // The live document now holds updates that are not durable.
-                // Drop it: clients keep whatever was not acknowledged and
-                // re-send it on reconnect, and the next load starts from what
-                // storage really has.
-                let reason = match why {
-                    AppendFailure::Full => "storage full; reconnect to resync",
-                    AppendFailure::Failed => "storage failed; reconnect to resync",
-                };
-                self.begin_close(CloseFrame::new(CloseCode::InternalError, reason))
-                    .await;
-            }
-            DocCommand::DocumentGone { rows } => {
-                // Counted so the document can unload, never acknowledged:
-                // those updates were not stored. Closing without taking the
-                // frames still queued (as `begin_close` otherwise does):
-                // they would only be refused too.
-                self.committed += rows as u64;
-                self.unstored = true;
-                if !self.closing {
-                    tracing::info!(doc = %self.id, "document deleted while live; closing its sessions");
-                    self.closing = true;
-                    self.begin_close(CloseFrame::new(CloseCode::NotFound, "document deleted"))
-                        .await;
-                }
-            }
+            DocCommand::Appended(outcome) => self.on_appended(outcome).await,
             DocCommand::Compacted(result) => {
                 self.compacting = false;
                 match result {

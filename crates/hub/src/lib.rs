@@ -18,6 +18,7 @@
 mod appender;
 mod awareness;
 mod compaction;
+mod conn;
 pub mod content;
 mod doc;
 #[cfg(any(test, feature = "harness"))]
@@ -27,6 +28,7 @@ pub mod harness;
 mod heal;
 pub mod item_index;
 pub mod metrics;
+mod queues;
 mod session;
 pub mod update_scan;
 
@@ -41,10 +43,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use session::{
-    CloseCode, CloseFrame, InboundPermit, Offered, Outgoing, Session, SessionInbound,
-    SessionOutbound,
-};
+pub use conn::{CloseCode, CloseFrame};
+pub use session::{InboundPermit, Offered, Outgoing, Session, SessionInbound, SessionOutbound};
 
 use crate::appender::Appender;
 use crate::doc::{DocCommand, DocHandle};
@@ -252,7 +252,7 @@ pub(crate) struct HubInner {
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) config: HubConfig,
     pub(crate) docs: Mutex<HashMap<DocId, DocHandle>>,
-    pub(crate) appender: Appender,
+    pub(crate) appender: Appender<DocCommand>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) metrics: crate::metrics::Hot,
@@ -296,12 +296,12 @@ impl Hub {
             return Err(HubError::ShuttingDown);
         }
         let (reply_tx, reply_rx) = oneshot::channel();
-        let (out_tx, out_rx) = session::Outbox::new(
+        let (out_tx, out_rx) = queues::Outbox::new(
             self.inner.config.outgoing_queue,
             self.inner.config.outgoing_queue_bytes,
         );
         let (close_tx, close_rx) = oneshot::channel();
-        let conn = session::next_conn_id();
+        let conn = conn::next_conn_id();
         let handle = {
             let mut docs = self.inner.docs.lock().unwrap_or_else(|e| e.into_inner());
             let handle = docs

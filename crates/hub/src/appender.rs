@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use quire_store::{Append, DocStore, StoreError};
 use quire_types::{DocId, Seq};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::HubConfig;
@@ -168,7 +169,7 @@ async fn run<R: From<AppendOutcome>>(
         // given back at once when the batch has committed.
         batch.push(first);
         if !window.is_zero() {
-            let deadline = tokio::time::Instant::now() + window;
+            let deadline = Instant::now() + window;
             while batch.len() < max_batch {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some((req, bytes))) => {

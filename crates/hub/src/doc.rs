@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -381,7 +381,7 @@ impl DocActor {
             last_counter: 0,
             uncommitted: VecDeque::new(),
             announced: 0,
-            idle_since: Some(tokio::time::Instant::now()),
+            idle_since: Some(Instant::now()),
             closing: false,
             draining: false,
             exit_waiters: Vec::new(),
@@ -398,9 +398,7 @@ impl DocActor {
             let idle_deadline = self
                 .idle_since
                 .map(|t| t + self.hub.config.idle_unload)
-                .unwrap_or_else(|| {
-                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
-                });
+                .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
             let heal_deadline = self.heals.deadline();
             let adopt_deadline = self
                 .peer_uncommitted
@@ -419,13 +417,13 @@ impl DocActor {
                     self.on_bus(ev).await;
                     Flow::Continue
                 }
-                _ = sleep_until_std(heal_deadline), if heal_deadline.is_some() => {
+                _ = sleep_until_some(heal_deadline), if heal_deadline.is_some() => {
                     if let Some(cause) = self.heals.on_deadline(Instant::now()) {
                         self.heal(cause);
                     }
                     Flow::Continue
                 }
-                _ = sleep_until_std(adopt_deadline), if adopt_deadline.is_some() => {
+                _ = sleep_until_some(adopt_deadline), if adopt_deadline.is_some() => {
                     self.adopt_orphans().await;
                     Flow::Continue
                 }
@@ -436,7 +434,7 @@ impl DocActor {
                 _ = tokio::time::sleep_until(idle_deadline), if self.idle_since.is_some() => {
                     // Unloading would forget updates only memory may hold.
                     if self.is_quiescent() && self.peer_uncommitted.is_empty() && self.try_unload() { Flow::Exit } else {
-                        self.idle_since = self.conns.is_empty().then(tokio::time::Instant::now);
+                        self.idle_since = self.conns.is_empty().then(Instant::now);
                         Flow::Continue
                     }
                 }
@@ -734,7 +732,7 @@ impl DocActor {
             self.remove_presence(conn);
         }
         if self.conns.is_empty() {
-            self.idle_since = Some(tokio::time::Instant::now());
+            self.idle_since = Some(Instant::now());
         }
     }
 
@@ -1481,7 +1479,7 @@ impl DocActor {
         }
         self.remove_presence(conn);
         if self.conns.is_empty() {
-            self.idle_since = Some(tokio::time::Instant::now());
+            self.idle_since = Some(Instant::now());
         }
     }
 
@@ -1493,11 +1491,10 @@ impl DocActor {
     }
 }
 
-/// `sleep_until` for an optional std deadline (the heal tracker is pure and
-/// keeps std instants); never fires for `None`.
-async fn sleep_until_std(deadline: Option<Instant>) {
+/// `sleep_until` for an optional deadline; never fires for `None`.
+async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }

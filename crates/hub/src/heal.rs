@@ -32,7 +32,9 @@
 //! under a counter we will see exceed the last one we saw.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use quire_bus::Origin;
 

@@ -7,7 +7,7 @@ CARGO ?= cargo
 NPM ?= npm
 
 # make cluster: three nodes behind nginx on loopback (docs/operations.md)
-.PHONY: run cluster web test lint rust-test web-test interop-test e2e-test build-debug deps services
+.PHONY: run cluster web test lint rust-test web-test interop-test e2e-test e2e-cluster-test build-debug deps services
 
 run: web
 	$(CARGO) run --release -p quire-server -- serve
@@ -33,7 +33,7 @@ deps: web/node_modules/.installed interop/node_modules/.installed
 build-debug: web
 	$(CARGO) build -p quire-server
 
-test: services lint rust-test web-test interop-test e2e-test
+test: services lint rust-test web-test interop-test e2e-test e2e-cluster-test
 
 # PostgreSQL and Redis, started if installed and down.
 services:
@@ -55,3 +55,7 @@ interop-test: build-debug interop/node_modules/.installed
 
 e2e-test: build-debug
 	$(NPM) --prefix web run e2e
+
+# The collaboration test again, through nginx in front of three nodes.
+e2e-cluster-test: build-debug services
+	web/e2e/cluster.sh

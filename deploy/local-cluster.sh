@@ -13,6 +13,8 @@
 #   QUIRE_METRICS_TOKEN  (bearer token for each node's /metrics; default: random)
 #   NODES (default 3)  BASE_PORT (default 7421)  LISTEN (default 127.0.0.1:7420)
 #   QUIRE_BIN            (a built binary; default: cargo build --release)
+#   QUIRE_SERVE_ARGS     (more `quire serve` flags for every node, e.g. the
+#                         browser tests' --insecure-fast-password-hashing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +57,7 @@ for i in $(seq 1 "$NODES"); do
   port=$((BASE_PORT + i - 1))
   QUIRE_LOG="${QUIRE_LOG:-info}" "$QUIRE_BIN" serve \
     --listen "127.0.0.1:$port" --node-id "node$i" --data-dir "$run/node$i" \
-    --trusted-proxies 127.0.0.1 \
+    --trusted-proxies 127.0.0.1 ${QUIRE_SERVE_ARGS:-} \
     >"$run/node$i.out" 2>"$run/node$i.log" &
   pids+=($!)
   upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=5s;"$'\n'

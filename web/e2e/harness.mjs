@@ -53,6 +53,8 @@ export class QuireServer {
     /** More `quire serve` flags, e.g. limits a test needs small. */
     this.extraArgs = extraArgs;
     this.url = `http://127.0.0.1:${port}`;
+    /** Someone else's server (QUIRE_E2E_URL): never started or stopped here. */
+    this.external = false;
     /** @type {import('node:child_process').ChildProcess | null} */
     this.proc = null;
     this.log = '';
@@ -64,14 +66,26 @@ export class QuireServer {
     this.accounts = new Map();
   }
 
-  /** @param {string[]} [extraArgs] more `quire serve` flags */
+  /**
+   * Starts a fresh `quire serve`, or, when QUIRE_E2E_URL names one, uses the
+   * Quire already running there (a cluster behind a proxy: `e2e/cluster.sh`).
+   * @param {string[]} [extraArgs] more `quire serve` flags
+   */
   static async launch(extraArgs = []) {
-    if (!existsSync(QUIRE_BIN)) {
-      throw new Error(`Server binary not found at ${QUIRE_BIN}. Build it first (cargo build -p quire-server) or set QUIRE_BIN.`);
+    const external = process.env.QUIRE_E2E_URL;
+    let server;
+    if (external) {
+      server = new QuireServer({ port: Number(new URL(external).port), dataDir: '', extraArgs });
+      server.url = external.replace(/\/$/, '');
+      server.external = true;
+    } else {
+      if (!existsSync(QUIRE_BIN)) {
+        throw new Error(`Server binary not found at ${QUIRE_BIN}. Build it first (cargo build -p quire-server) or set QUIRE_BIN.`);
+      }
+      const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
+      server = new QuireServer({ port: await freePort(), dataDir, extraArgs });
+      await server.start();
     }
-    const dataDir = mkdtempSync(join(tmpdir(), 'quire-e2e-'));
-    const server = new QuireServer({ port: await freePort(), dataDir, extraArgs });
-    await server.start();
     currentServer = server;
     // Fail fast, and say why, when the binary does not serve this web app.
     const shell = await (await fetch(server.url + '/')).text();
@@ -162,6 +176,7 @@ export class QuireServer {
   }
 
   async stop() {
+    if (this.external) return;
     const proc = this.proc;
     if (proc) {
       await new Promise((resolveStop) => {

@@ -40,6 +40,15 @@ pub(crate) enum Refused {
     Gone,
 }
 
+impl From<flume::TrySendError<OutFrame>> for Refused {
+    fn from(e: flume::TrySendError<OutFrame>) -> Self {
+        match e {
+            flume::TrySendError::Full(_) => Refused::Full,
+            flume::TrySendError::Disconnected(_) => Refused::Gone,
+        }
+    }
+}
+
 /// The document's end of a session's outgoing queue, bounded in frames and
 /// in bytes.
 pub(crate) struct Outbox {
@@ -72,10 +81,7 @@ impl Outbox {
         self.queued.bytes.fetch_add(len, Ordering::AcqRel);
         self.tx.try_send(OutFrame::Frame(frame)).map_err(|e| {
             self.queued.bytes.fetch_sub(len, Ordering::AcqRel);
-            match e {
-                flume::TrySendError::Full(_) => Refused::Full,
-                flume::TrySendError::Disconnected(_) => Refused::Gone,
-            }
+            Refused::from(e)
         })
     }
 
@@ -85,10 +91,7 @@ impl Outbox {
         self.queued.full_state.store(true, Ordering::Release);
         self.tx.try_send(OutFrame::FullState(frame)).map_err(|e| {
             self.queued.full_state.store(false, Ordering::Release);
-            match e {
-                flume::TrySendError::Full(_) => Refused::Full,
-                flume::TrySendError::Disconnected(_) => Refused::Gone,
-            }
+            Refused::from(e)
         })
     }
 

@@ -56,7 +56,7 @@ pub use log::*;
 pub use sharing::*;
 pub use usage::*;
 
-use concurrency::{appended_rows, open_nodes, spawn_appenders, spawn_compactor};
+use concurrency::{open_nodes, race_appends_and_compactions};
 
 /// How the suite reaches the storage under test. Each test gets its own
 /// harness over fresh, empty storage (a new file, a new schema ...).

@@ -244,23 +244,34 @@ pub(super) fn spawn_compactor(
     });
 }
 
-pub async fn compaction_racing_appends_loses_no_row(h: &dyn Harness) {
-    let nodes = open_nodes(h).await;
-    let d = doc("hot");
-    create(&*nodes[0], &[&d]).await;
-    let (tasks, per_task) = (4, 40);
+/// `tasks` × `per_task` appends to `d` spread over the nodes while two
+/// compactors run until the last append returns; the appended rows.
+pub(super) async fn race_appends_and_compactions(
+    nodes: &[Arc<dyn DocStore>],
+    d: &DocId,
+    tasks: usize,
+    per_task: usize,
+) -> BTreeMap<i64, Bytes> {
     let mut appenders = JoinSet::new();
-    spawn_appenders(&mut appenders, &nodes, &d, tasks, per_task);
+    spawn_appenders(&mut appenders, nodes, d, tasks, per_task);
     let stop = Arc::new(AtomicBool::new(false));
     let mut compactors = JoinSet::new();
     for i in 0..2 {
-        spawn_compactor(&mut compactors, &nodes[i % nodes.len()], &d, &stop);
+        spawn_compactor(&mut compactors, &nodes[i % nodes.len()], d, &stop);
     }
     let rows = appended_rows(appenders, tasks * per_task).await;
     stop.store(true, Ordering::Release);
     while let Some(done) = compactors.join_next().await {
         done.expect("compactor task");
     }
+    rows
+}
+
+pub async fn compaction_racing_appends_loses_no_row(h: &dyn Harness) {
+    let nodes = open_nodes(h).await;
+    let d = doc("hot");
+    create(&*nodes[0], &[&d]).await;
+    let rows = race_appends_and_compactions(&nodes, &d, 4, 40).await;
 
     let loaded = nodes[0].load(&d).await.expect("load");
     let upto = loaded.snapshot.as_ref().map_or(0, |s| s.upto.0);

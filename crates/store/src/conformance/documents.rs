@@ -51,6 +51,21 @@ pub async fn document_metadata_lifecycle(h: &dyn Harness) {
         .expect("create after delete");
 }
 
+/// The store holds no document at all, and `d` has neither metadata nor
+/// content.
+async fn assert_no_documents(store: &dyn Store, d: &DocId, why: &str) {
+    assert_eq!(store.document(d).await.expect("document"), None);
+    assert_eq!(store.load(d).await.expect("load"), StoredDoc::default());
+    assert!(
+        store
+            .list_documents(&ListQuery::default())
+            .await
+            .expect("list")
+            .is_empty(),
+        "{why}"
+    );
+}
+
 pub async fn append_never_creates_a_document(h: &dyn Harness) {
     let store = h.open().await;
     let never = doc("never-created");
@@ -59,19 +74,7 @@ pub async fn append_never_creates_a_document(h: &dyn Harness) {
         .await
         .expect("append");
     assert!(got.iter().all(is_not_found), "{got:?}");
-    assert_eq!(store.document(&never).await.expect("document"), None);
-    assert_eq!(
-        store.load(&never).await.expect("load"),
-        StoredDoc::default()
-    );
-    assert!(
-        store
-            .list_documents(&ListQuery::default())
-            .await
-            .expect("list")
-            .is_empty(),
-        "an append created a document"
-    );
+    assert_no_documents(&*store, &never, "an append created a document").await;
 
     // An existing document keeps its metadata; only updated_at moves.
     let titled = doc("titled");
@@ -111,16 +114,7 @@ pub async fn append_to_a_deleted_document_writes_nothing(h: &dyn Harness) {
         assert_eq!(got.len(), batch.len());
         assert!(got.iter().all(is_not_found), "{got:?}");
     }
-    assert_eq!(store.document(&d).await.expect("document"), None);
-    assert_eq!(store.load(&d).await.expect("load"), StoredDoc::default());
-    assert!(
-        store
-            .list_documents(&ListQuery::default())
-            .await
-            .expect("list")
-            .is_empty(),
-        "the deleted document came back"
-    );
+    assert_no_documents(&*store, &d, "the deleted document came back").await;
     let err = store.compact(&d, None, snapshot(0, "s")).await;
     assert!(matches!(err, Err(StoreError::NotFound)), "{err:?}");
     assert_eq!(store.load(&d).await.expect("load"), StoredDoc::default());

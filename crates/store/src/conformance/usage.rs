@@ -6,13 +6,10 @@
 //! plus log rows), the definition it must keep to.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use tokio::task::JoinSet;
 
 use super::{
-    Harness, append, append_each, appended_rows, create, doc, is_not_found, new_user, open_nodes,
-    snapshot, spawn_appenders, spawn_compactor,
+    Harness, append, append_each, create, doc, is_not_found, new_user, open_nodes,
+    race_appends_and_compactions, snapshot,
 };
 use crate::{AccountUsage, CompactOutcome, DocStore, StoredDoc};
 use quire_types::{DocId, UserId};
@@ -109,19 +106,7 @@ pub async fn stored_bytes_stay_exact_under_racing_appends_and_compactions(h: &dy
     let nodes = open_nodes(h).await;
     let d = doc("sized-hot");
     create(&*nodes[0], &[&d]).await;
-    let (tasks, per_task) = (4, 30);
-    let mut appenders = JoinSet::new();
-    spawn_appenders(&mut appenders, &nodes, &d, tasks, per_task);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut compactors = JoinSet::new();
-    for i in 0..2 {
-        spawn_compactor(&mut compactors, &nodes[i % nodes.len()], &d, &stop);
-    }
-    let rows = appended_rows(appenders, tasks * per_task).await;
-    stop.store(true, Ordering::Release);
-    while let Some(done) = compactors.join_next().await {
-        done.expect("compactor task");
-    }
+    let rows = race_appends_and_compactions(&nodes, &d, 4, 30).await;
     let loaded = loaded_bytes(&*nodes[0], &d).await;
     assert!(loaded > 0);
     for node in &nodes {

@@ -14,19 +14,6 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use yrs::{Map, Text, WriteTxn};
 
-/// Waits, up to `limit`, for an async condition.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Open sessions on `doc`, as the hub counts them.
 async fn sessions_on(server: &TestServer, doc: &str) -> usize {
     server

@@ -41,14 +41,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Polls `cond` until it holds or the timeout passes (then panics with `what`).
 pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if cond() {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
+    eventually(what, TIMEOUT, || std::future::ready(cond())).await
+}
+
+/// Polls the async `cond` until it holds, or panics with `what` once `limit`
+/// has passed: the one polling loop of these tests.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

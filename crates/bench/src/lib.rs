@@ -12,6 +12,7 @@ pub mod coldload;
 pub mod connections;
 pub mod fanout;
 pub mod histogram;
+pub mod hocuspocus;
 pub mod hot_document;
 pub mod null_server;
 pub mod saturate;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use yrs::Doc;
 
-use crate::common::{OWNER_EMAIL, TestClient, TestUser, wait_for, within};
+use crate::common::{OWNER_EMAIL, TIMEOUT, TestClient, TestUser, eventually, wait_for, within};
 use crate::process::QuireProcess;
 use crate::small_fs::SmallFs;
 use crate::typist::{Memory, Progress, Typist, numbers, wait_converged};
@@ -183,16 +183,13 @@ async fn sqlite_disk_full_refuses_writes_clearly_and_recovers_when_space_returns
 /// completes. Either way the reader tries again, as a browser does, until it
 /// has read what was stored.
 async fn join_during_outage(url: &str, user: &TestUser) -> TestClient {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reader got in during the outage"
-        );
+    let joined = std::sync::Mutex::new(None);
+    eventually("a reader got in during the outage", TIMEOUT, || async {
         match TestClient::try_connect_as(url, user, Arc::new(Doc::new())).await {
             Ok(mut client) => {
                 if client.synced_or_closed().await {
-                    return client;
+                    *joined.lock().unwrap() = Some(client);
+                    return true;
                 }
                 let (code, reason) = client.snapshot().closed.expect("closed");
                 assert_eq!(code, 1011, "{reason}");
@@ -202,7 +199,8 @@ async fn join_during_outage(url: &str, user: &TestUser) -> TestClient {
             }
             Err(e) => panic!("joining during the outage: {e}"),
         }
-        // Pacing between attempts; the deadline above bounds them.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        false
+    })
+    .await;
+    joined.into_inner().unwrap().expect("joined")
 }
